@@ -105,3 +105,14 @@ class FeedFetch:
     retry_after_s: int | None = None
     max_age_s: int | None = None  # Cache-Control / Expires / <ttl>: never check sooner
     gone: bool = False
+
+
+@dataclass(frozen=True)
+class EntryItem:
+    """What travels through the pipelines: the raw entry, its feed, and the entry as normalized so far."""
+
+    raw: RawEntry
+    context: FeedContext
+    entry: Entry | None = None
+    content_source: str = "feed"  # "page" when the article page completed it
+    page_error: str | None = None  # why the article page could not complete it

@@ -1,0 +1,239 @@
+"""The `feedloom` command: thin click wrappers over library functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from crawler.feedlist import FeedListError, load_feed_list
+from crawler.tables import format_table
+
+DB_HELP = "Database file (default: $FEEDLOOM_DB, else data/feeds.db)."
+
+
+def db_option(func: Any) -> Any:
+    return click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None, help=DB_HELP)(func)
+
+
+def resolve_db(db_path: str | None) -> str:
+    from pipelines.store import default_db_path
+
+    return db_path or default_db_path()
+
+
+def open_store(db_path: str | None, *, create: bool = True) -> Any:
+    from pipelines.store import Store, StoreError
+
+    try:
+        return Store.open(resolve_db(db_path), create=create)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="feedloom")
+def main() -> None:
+    """feedloom: columnist feeds (RSS, Atom, JSON Feed) into a clean, deduplicated SQLite database."""
+
+
+@main.command()
+@click.argument("url")
+@click.option("--name", help="A name for the feed (default: the feed's own title).")
+@click.option("--category", "categories", multiple=True, help="A label added to every entry of this feed; repeatable.")
+@db_option
+def add(url: str, name: str | None, categories: tuple[str, ...], db_path: str | None) -> None:
+    """Subscribe to the feed at URL."""
+    from pipelines.metadata import normalize_url
+
+    clean = normalize_url(url)
+    if clean is None:
+        raise click.ClickException(f"not an http(s) URL: {url!r}")
+    store = open_store(db_path)
+    try:
+        feed_id, created = store.add_feed(clean, name=name, categories=categories)
+    finally:
+        store.close()
+    click.echo(f"{'added' if created else 'already subscribed, updated'} feed {feed_id}: {clean}")
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@db_option
+def import_(file: str, db_path: str | None) -> None:
+    """Subscribe to every feed in FILE: OPML 2.0 or a TOML list ([[feeds]] with url, name, categories)."""
+    from pipelines.metadata import normalize_url
+
+    try:
+        specs = load_feed_list(file)
+    except FeedListError as exc:
+        raise click.ClickException(str(exc)) from None
+    store = open_store(db_path)
+    added = updated = 0
+    skipped: list[str] = []
+    try:
+        for spec in specs:
+            clean = normalize_url(spec.url)
+            if clean is None:
+                skipped.append(spec.url)
+                continue
+            _, created = store.add_feed(clean, name=spec.name, categories=spec.categories)
+            added += created
+            updated += not created
+    finally:
+        store.close()
+    click.echo(f"{file}: {added} feeds added, {updated} already subscribed")
+    for url in skipped:
+        click.echo(f"  skipped {url!r}: not an http(s) URL", err=True)
+
+
+@main.command()
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def feeds(db_path: str | None, as_json: bool) -> None:
+    """List subscribed feeds: id, name, url, categories, last status, entries."""
+    store = open_store(db_path)
+    try:
+        rows = store.feeds()
+    finally:
+        store.close()
+    for row in rows:
+        row["categories"] = json.loads(row.get("categories") or "[]")
+        row["name"] = row.get("name") or row.get("title") or ""
+        status = row.get("last_status") or "never fetched"
+        if row.get("last_error"):
+            status = f"error: {row['last_error']}"
+        if not row.get("active"):
+            status = f"inactive: {row.get('deactivated_reason') or ''}"
+        row["last status"] = status
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("no feeds yet: `feedloom add URL` or `feedloom import data/feeds.toml`")
+        return
+    click.echo(format_table(rows, ["id", "name", "url", "categories", "last status", "entries"]))
+
+
+@main.command()
+@db_option
+@click.option("--all", "all_feeds", is_flag=True, help="Fetch every active feed, due or not.")
+@click.option("--feed", "feed_ids", multiple=True, type=int, help="Fetch only this feed id; repeatable.")
+@click.option("--allow-private", is_flag=True, help="Permit loopback and private addresses (local test servers).")
+@click.option("--proxy", default="", help="Send every request through this HTTP proxy.")
+@click.option("-v", "--verbose", count=True, help="Show Scrapy's log (-vv for debug).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line, summary only.")
+def crawl(db_path: str | None, all_feeds: bool, feed_ids: tuple[int, ...], allow_private: bool, proxy: str, verbose: int, quiet: bool) -> None:
+    """Fetch the due feeds and store their entries."""
+    row = _crawl(resolve_db(db_path), all_feeds=all_feeds, feed_ids=feed_ids, allow_private=allow_private,
+                 proxy=proxy, verbose=verbose, progress=not quiet)
+    if row.get("feeds_failed") and row.get("feeds_failed") == row.get("feeds_due"):
+        sys.exit(1)
+
+
+def _crawl(db: str, **kwargs: Any) -> dict[str, Any]:
+    from crawler.runner import CrawlLocked, CrawlOptions, run_crawl
+
+    started = time.monotonic()
+    try:
+        row = run_crawl(CrawlOptions(db_path=db, **kwargs))
+    except CrawlLocked as exc:
+        raise click.ClickException(str(exc)) from None
+    print_summary(row, time.monotonic() - started, db)
+    return row
+
+
+def print_summary(row: dict[str, Any], seconds: float, db: str) -> None:
+    if not row:
+        click.echo("the crawl did not start (see -v for Scrapy's log)", err=True)
+        return
+    due = row.get("feeds_due") or 0
+    if not due:
+        click.echo("no feeds due: nothing to fetch (use --all to fetch every feed now)")
+        return
+    click.echo(
+        f"crawled {due} feeds in {seconds:.1f}s: {row.get('feeds_fetched') or 0} fetched, "
+        f"{row.get('feeds_not_modified') or 0} not modified, {row.get('feeds_failed') or 0} failed"
+    )
+    click.echo(
+        f"entries: {row.get('entries_new') or 0} new, {row.get('entries_updated') or 0} updated, "
+        f"{row.get('entries_merged') or 0} merged as duplicates, {row.get('entries_unchanged') or 0} unchanged"
+    )
+    errors = json.loads(row.get("errors") or "[]")
+    for err in errors:
+        click.echo(f"  error: {err['feed']}: {err['error']}")
+    for message in row.get("internal_errors") or []:
+        click.echo(f"  internal error: {message}", err=True)
+
+
+@main.command()
+@click.argument("source")
+@click.option("--base-url", help="Resolve relative links against this URL (default: the feed's URL or its own link).")
+@click.option("--allow-private", is_flag=True, help="Permit fetching from loopback and private addresses.")
+def parse(source: str, base_url: str | None, allow_private: bool) -> None:
+    """Print the entries of a feed FILE or URL as JSON lines, exactly as they would be stored."""
+    from crawler.fetch import FetchError, fetch_url
+    from crawler.parsers import FeedError, parse_feed
+    from crawler.outcome import feed_context
+    from crawler.timeutil import to_iso, utc_now
+    from pipelines.stages import normalize_entry
+
+    try:
+        if source.startswith(("http://", "https://")):
+            body, headers, url = fetch_url(source, allow_private=allow_private)
+        else:
+            path = Path(source)
+            body, headers, url = path.read_bytes(), {}, base_url or ""
+        parsed = parse_feed(body, base_url or url, headers)
+    except OSError as exc:
+        raise click.ClickException(f"{source}: cannot read ({exc.strerror or exc})") from None
+    except (FeedError, FetchError) as exc:
+        raise click.ClickException(f"{source}: {exc}") from None
+    base = base_url or url or parsed.link or ""
+    feed = {"id": None, "url": base, "categories": "[]"}
+    ctx = feed_context(feed, parsed, to_iso(utc_now()))
+    out = sys.stdout
+    for raw in parsed.entries:
+        entry = normalize_entry(raw, ctx)
+        record = asdict(entry)
+        record.pop("extra", None)
+        record["categories"] = list(entry.categories)
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    for warning in parsed.warnings:
+        click.echo(f"{source}: warning: {warning}", err=True)
+
+
+@main.command()
+@db_option
+@click.option("--site", type=click.Path(file_okay=False), default=None, help="The demo site folder (default: data/demo).")
+@click.option("-v", "--verbose", count=True, help="Show Scrapy's log.")
+def demo(db_path: str | None, site: str | None, verbose: int) -> None:
+    """Crawl the bundled offline demo site into the database and show what was stored."""
+    from crawler.testserver import FixtureServer
+
+    root = Path(site) if site else Path(__file__).resolve().parent.parent / "data" / "demo"
+    if not (root / "feeds.toml").exists():
+        raise click.ClickException(f"{root}: no feeds.toml here; is this the demo site?")
+    db = resolve_db(db_path)
+    store = open_store(db)
+    try:
+        for spec in load_feed_list(root / "feeds.toml"):
+            store.add_feed(spec.url, name=spec.name, categories=spec.categories)
+    finally:
+        store.close()
+    with FixtureServer(root) as server:
+        click.echo(f"demo site served at {server.url} (as an HTTP proxy for its hosts)")
+        _crawl(db, all_feeds=True, allow_private=True, proxy=server.url, verbose=verbose, progress=True)
+    store = open_store(db)
+    try:
+        total = store.db.execute("SELECT count(*) FROM entries").fetchone()[0]
+    finally:
+        store.close()
+    click.echo(f"\n{total} entries in {db}")
+    click.echo(f"list feeds:   feedloom feeds --db {db}")
+    click.echo(f"browse them:  feedloom serve --db {db}    (or: datasette {db} -m data/metadata.yml)")

@@ -1,0 +1,102 @@
+"""Run the feeds spider in this process, with a lock so only one crawl writes a database at a time."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scrapy.crawler import CrawlerProcess
+from scrapy.settings import Settings
+
+from pipelines.store import Store
+
+
+class CrawlLocked(RuntimeError):
+    """Another crawl holds this database."""
+
+
+@dataclass(frozen=True)
+class CrawlOptions:
+    db_path: str
+    all_feeds: bool = False
+    feed_ids: tuple[int, ...] = ()
+    allow_private: bool = False
+    proxy: str = ""
+    verbose: int = 0
+    progress: bool = True
+    lock_wait_s: float = 10.0
+    extra_settings: dict[str, Any] = field(default_factory=dict)
+
+
+def crawl_settings(options: CrawlOptions) -> Settings:
+    settings = Settings()
+    settings.setmodule("crawler.settings", priority="project")
+    settings.set("FEEDLOOM_DB", options.db_path, priority="cmdline")
+    settings.set("FEEDLOOM_ALL_FEEDS", options.all_feeds, priority="cmdline")
+    settings.set("FEEDLOOM_FEED_IDS", list(options.feed_ids), priority="cmdline")
+    settings.set("FEEDLOOM_ALLOW_PRIVATE", options.allow_private, priority="cmdline")
+    settings.set("FEEDLOOM_PROXY", options.proxy, priority="cmdline")
+    settings.set("FEEDLOOM_PROGRESS", options.progress, priority="cmdline")
+    if options.verbose:
+        settings.set("LOG_LEVEL", "DEBUG" if options.verbose > 1 else "INFO", priority="cmdline")
+    else:
+        settings.set("LOG_ENABLED", False, priority="cmdline")
+    for name, value in options.extra_settings.items():
+        settings.set(name, value, priority="cmdline")
+    return settings
+
+
+@contextmanager
+def crawl_lock(db_path: str, wait_s: float = 10.0) -> Iterator[None]:
+    """An advisory lock beside the database; the kernel releases it if the process dies."""
+    lock_path = Path(str(db_path) + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    raise CrawlLocked(
+                        f"another crawl is running on {db_path} ({holder}); waited {wait_s:g}s, not starting a second one"
+                    ) from None
+                time.sleep(0.2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_crawl(options: CrawlOptions) -> dict[str, Any]:
+    """Crawl the due feeds (or the chosen ones) and return the `crawls` row it recorded."""
+    from crawler.spiders.feeds import FeedsSpider
+
+    with crawl_lock(options.db_path, options.lock_wait_s):
+        Store.open(options.db_path).close()  # create and migrate before Scrapy starts
+        process = CrawlerProcess(crawl_settings(options), install_root_handler=bool(options.verbose))
+        crawler = process.create_crawler(FeedsSpider)
+        process.crawl(crawler)
+        process.start()
+        stats = crawler.stats.get_stats() if crawler.stats else {}
+        crawl_id = stats.get("feedloom/crawl_id")
+        store = Store.open(options.db_path)
+        try:
+            row = store.crawl(crawl_id) if crawl_id else {}
+        finally:
+            store.close()
+        row["internal_errors"] = stats.get("feedloom/internal_errors") or []
+        return row

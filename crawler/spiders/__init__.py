@@ -1,0 +1,1 @@
+"""Spiders: they route requests and yield items, nothing more."""

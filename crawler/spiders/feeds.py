@@ -1,0 +1,99 @@
+"""The `feeds` spider: fetch every due feed and hand its body to the parsers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import scrapy
+from scrapy.crawler import Crawler
+from scrapy.http import Response as ScrapyResponse
+from twisted.python.failure import Failure
+
+from crawler.items import EntryItem, FeedFetch
+from crawler.outcome import Response, decide_feed_response, error_outcome
+from crawler.timeutil import to_iso, utc_now
+from pipelines.store import Store, default_db_path
+
+
+class FeedsSpider(scrapy.Spider):
+    name = "feeds"
+
+    def __init__(self, feeds: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.feed_rows = feeds
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> FeedsSpider:
+        spider: FeedsSpider = super().from_crawler(crawler, *args, **kwargs)
+        if spider.feed_rows is None:
+            settings = crawler.settings
+            store = Store.open(settings.get("FEEDLOOM_DB") or default_db_path())
+            try:
+                spider.feed_rows = store.due_feeds(
+                    all_feeds=settings.getbool("FEEDLOOM_ALL_FEEDS"),
+                    feed_ids=[int(i) for i in settings.getlist("FEEDLOOM_FEED_IDS")],
+                )
+            finally:
+                store.close()
+        crawler.stats.set_value("feedloom/feeds_due", len(spider.feed_rows or []))
+        return spider
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        for feed in self.feed_rows or ():
+            yield scrapy.Request(
+                feed["url"],
+                callback=self.parse,
+                errback=self.failed,
+                dont_filter=True,
+                meta={
+                    "feed": feed,
+                    "validators": {"etag": feed.get("etag"), "last_modified": feed.get("last_modified")},
+                    "started": time.monotonic(),
+                },
+            )
+
+    def parse(self, response: ScrapyResponse, **kwargs: Any) -> Iterator[FeedFetch | EntryItem]:
+        feed = response.meta["feed"]
+        yield from decide_feed_response(
+            feed,
+            Response(
+                url=response.url,
+                status=response.status,
+                headers={k.decode("latin-1").lower(): v[0].decode("latin-1") for k, v in response.headers.items() if v},
+                body=response.body,
+                redirects=tuple(response.meta.get("redirect_reasons") or ()),
+            ),
+            fetched_at=to_iso(utc_now()),
+            duration_ms=_elapsed_ms(response.meta),
+        )
+
+    def failed(self, failure: Failure) -> Iterator[FeedFetch]:
+        request = failure.request  # type: ignore[attr-defined]
+        yield error_outcome(
+            request.meta["feed"],
+            _describe_failure(failure),
+            fetched_at=to_iso(utc_now()),
+            duration_ms=_elapsed_ms(request.meta),
+        )
+
+
+def _elapsed_ms(meta: dict[str, Any]) -> int | None:
+    started = meta.get("started")
+    return int((time.monotonic() - started) * 1000) if started else None
+
+
+def _describe_failure(failure: Failure) -> str:
+    exc = failure.value
+    name = type(exc).__name__
+    text = str(exc).strip()
+    if name == "IgnoreRequest" and "robots.txt" in text.lower() or "Forbidden by robots.txt" in text:
+        return "forbidden by robots.txt"
+    if name in ("TimeoutError", "TCPTimedOutError"):
+        return "timed out"
+    if name in ("DNSLookupError",):
+        return f"DNS lookup failed: {text}"
+    if name in ("ConnectionRefusedError",):
+        return "connection refused"
+    return f"{name}: {text}" if text else name

@@ -1,0 +1,84 @@
+"""The item pipelines in order, metadata -> html -> dedupe, each a thin adapter over pure functions."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from crawler.items import Entry, EntryItem, FeedContext, RawEntry
+from pipelines.dedupe import identify
+from pipelines.html import DEFAULT_RULES, HtmlRules, clean_html, extract_text, find_cover_image, load_html_rules, normalize_html
+from pipelines.metadata import count_words, detect_language, normalize_metadata, normalize_url, reading_minutes
+
+SUMMARY_CHARS = 280
+
+
+def apply_html(entry: Entry, *, base_url: str | None, rules: HtmlRules = DEFAULT_RULES) -> Entry:
+    """The html stage: sanitize the body, move the bio out, derive text, summary, cover, language, counts."""
+    clean = clean_html(entry.content_html, base_url=base_url, rules=rules)
+    text = clean.text
+    summary_text = extract_text(normalize_html(entry.summary, base_url=base_url, rules=rules)) if entry.summary else ""
+    if not summary_text or summary_text == text:
+        summary_text = text
+    summary = _shorten(summary_text, SUMMARY_CHARS) or None
+    cover = entry.cover_image
+    if cover is None and clean.images:
+        cover = find_cover_image(clean.html, base_url=base_url) or None
+    cover = normalize_url(cover) if cover else None
+    title = entry.title or _shorten(text.split("\n", 1)[0], 80)
+    return replace(
+        entry,
+        title=title,
+        content_html=clean.html,
+        content_text=text,
+        summary=summary,
+        author_bio=clean.bio or entry.author_bio,
+        cover_image=cover,
+        language=detect_language(entry.language, text or title),
+        word_count=count_words(text),
+        reading_minutes=reading_minutes(text),
+    )
+
+
+def normalize_entry(raw: RawEntry, context: FeedContext, rules: HtmlRules = DEFAULT_RULES) -> Entry:
+    """The three stages in a row, as the crawl runs them: what `feedloom parse` prints."""
+    entry = normalize_metadata(raw, context)
+    entry = apply_html(entry, base_url=raw.base_url or entry.url or context.feed_url, rules=rules)
+    return identify(entry)
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "…"
+
+
+class MetadataPipeline:
+    def process_item(self, item: Any) -> Any:
+        if isinstance(item, EntryItem) and item.entry is None:
+            return replace(item, entry=normalize_metadata(item.raw, item.context))
+        return item
+
+
+class HtmlPipeline:
+    def __init__(self, rules: HtmlRules = DEFAULT_RULES) -> None:
+        self.rules = rules
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> HtmlPipeline:
+        path = crawler.settings.get("FEEDLOOM_HTML_RULES")
+        return cls(load_html_rules(path) if path else DEFAULT_RULES)
+
+    def process_item(self, item: Any) -> Any:
+        if isinstance(item, EntryItem) and item.entry is not None:
+            base = item.raw.base_url or item.entry.url or item.context.feed_url
+            return replace(item, entry=apply_html(item.entry, base_url=base, rules=self.rules))
+        return item
+
+
+class DedupePipeline:
+    def process_item(self, item: Any) -> Any:
+        if isinstance(item, EntryItem) and item.entry is not None:
+            return replace(item, entry=identify(item.entry))
+        return item

@@ -1,0 +1,428 @@
+"""The sqlite-utils writer: one connection per crawl, batched upserts in one transaction per batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from crawler.items import Entry, EntryItem, FeedFetch
+from crawler.timeutil import from_iso, iso_after, to_iso, utc_now
+from pipelines.schedule import ScheduleSettings, failure_interval, success_interval
+from pipelines.schema import migrate
+
+DEFAULT_DB = "data/feeds.db"
+
+
+class StoreError(Exception):
+    """A problem with the database the user can act on (wrong path, not a feedloom database)."""
+
+
+def default_db_path() -> str:
+    return os.environ.get("FEEDLOOM_DB") or DEFAULT_DB
+
+
+def open_db(path: str | Path, *, create: bool = True) -> Database:
+    """Open (and migrate) the database: WAL, a busy timeout, autocommit outside our own transactions."""
+    path = Path(path)
+    if not create and not path.exists():
+        raise StoreError(f"no database at {path}: run `feedloom crawl` or `feedloom add` first")
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        db = Database(conn)
+        migrate(db)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot use {path} as a feedloom database: {exc}") from None
+    return db
+
+
+@dataclass
+class CrawlCounts:
+    feeds_due: int = 0
+    feeds_fetched: int = 0
+    feeds_not_modified: int = 0
+    feeds_failed: int = 0
+    entries_new: int = 0
+    entries_updated: int = 0
+    entries_merged: int = 0
+    entries_unchanged: int = 0
+    entries_skipped_deleted: int = 0
+    pages_fetched: int = 0
+    pages_failed: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+
+# Fields copied from an Entry into its row; content-bearing ones decide revisions through content_hash.
+_ENTRY_FIELDS = (
+    "url", "guid", "title", "author", "author_email", "author_bio", "published_at", "updated_at",
+    "published_raw", "summary", "content_html", "content_text", "cover_image", "language",
+    "word_count", "reading_minutes", "content_hash", "identity",
+)
+
+
+def entry_row(entry: Entry) -> dict[str, Any]:
+    row = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
+    row["id"] = entry.id
+    row["categories"] = json.dumps(list(entry.categories), ensure_ascii=False)
+    return row
+
+
+class Store:
+    """Reads and writes the feedloom database. One instance, one connection."""
+
+    def __init__(self, db: Database, schedule: ScheduleSettings | None = None) -> None:
+        self.db = db
+        self.schedule = schedule or ScheduleSettings()
+
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True, schedule: ScheduleSettings | None = None) -> Store:
+        return cls(open_db(path, create=create), schedule)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # -- feeds ---------------------------------------------------------------
+
+    def add_feed(self, url: str, *, name: str | None = None, categories: Sequence[str] = ()) -> tuple[int, bool]:
+        """Subscribe to a feed; returns (id, created). Adding it again merges name and categories."""
+        now = to_iso(utc_now())
+        row = self.db.execute("SELECT id, name, categories FROM feeds WHERE url = ?", [url]).fetchone()
+        if row is not None:
+            feed_id, old_name, old_categories = row
+            merged = list(json.loads(old_categories or "[]"))
+            for category in categories:
+                if category not in merged:
+                    merged.append(category)
+            self.db.execute(
+                "UPDATE feeds SET name = ?, categories = ? WHERE id = ?",
+                [name or old_name, json.dumps(merged, ensure_ascii=False), feed_id],
+            )
+            return feed_id, False
+        cursor = self.db.execute(
+            "INSERT INTO feeds (url, name, categories, added_at, next_check_at, active, consecutive_failures)"
+            " VALUES (?, ?, ?, ?, ?, 1, 0)",
+            [url, name, json.dumps(list(categories), ensure_ascii=False), now, now],
+        )
+        return int(cursor.lastrowid or 0), True
+
+    def feeds(self) -> list[dict[str, Any]]:
+        sql = """
+            SELECT feeds.*, (SELECT count(*) FROM entry_sightings s WHERE s.feed_id = feeds.id) AS entries
+            FROM feeds ORDER BY feeds.id
+        """
+        return [dict(row) for row in self.db.query(sql)]
+
+    def due_feeds(self, *, now: str | None = None, all_feeds: bool = False, feed_ids: Iterable[int] = ()) -> list[dict[str, Any]]:
+        ids = list(feed_ids)
+        if ids:
+            marks = ",".join("?" for _ in ids)
+            return [dict(r) for r in self.db.query(f"SELECT * FROM feeds WHERE id IN ({marks}) ORDER BY id", ids)]
+        if all_feeds:
+            return [dict(r) for r in self.db.query("SELECT * FROM feeds WHERE active = 1 ORDER BY id")]
+        now = now or to_iso(utc_now())
+        return [
+            dict(r)
+            for r in self.db.query(
+                "SELECT * FROM feeds WHERE active = 1 AND (next_check_at IS NULL OR next_check_at <= ?)"
+                " ORDER BY next_check_at, id",
+                [now],
+            )
+        ]
+
+    def known_entry(self, feed_id: int | None, guid: str | None, url: str | None) -> dict[str, Any] | None:
+        """What we hold for an entry a feed lists, to decide whether its page needs fetching again."""
+        row = None
+        if feed_id is not None and guid:
+            row = self.db.execute(
+                "SELECT e.id, e.content_source, e.updated_at, e.published_at, e.summary FROM entry_sightings s"
+                " JOIN entries e ON e.id = s.entry_id WHERE s.feed_id = ? AND s.feed_guid = ?",
+                [feed_id, guid],
+            ).fetchone()
+        if row is None and url:
+            row = self.db.execute(
+                "SELECT id, content_source, updated_at, published_at, summary FROM entries WHERE url = ?", [url]
+            ).fetchone()
+        if row is None:
+            return None
+        return dict(zip(("id", "content_source", "updated_at", "published_at", "summary"), row))
+
+    # -- crawls --------------------------------------------------------------
+
+    def start_crawl(self, feeds_due: int) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO crawls (started_at, status, feeds_due) VALUES (?, 'running', ?)",
+            [to_iso(utc_now()), feeds_due],
+        )
+        return int(cursor.lastrowid or 0)
+
+    def finish_crawl(self, crawl_id: int, counts: CrawlCounts, status: str = "finished") -> None:
+        self.db.execute(
+            """UPDATE crawls SET finished_at = ?, status = ?, feeds_fetched = ?, feeds_not_modified = ?,
+               feeds_failed = ?, entries_new = ?, entries_updated = ?, entries_merged = ?, entries_unchanged = ?,
+               pages_fetched = ?, pages_failed = ?, errors = ? WHERE id = ?""",
+            [
+                to_iso(utc_now()), status, counts.feeds_fetched, counts.feeds_not_modified, counts.feeds_failed,
+                counts.entries_new, counts.entries_updated, counts.entries_merged, counts.entries_unchanged,
+                counts.pages_fetched, counts.pages_failed, json.dumps(counts.errors, ensure_ascii=False), crawl_id,
+            ],
+        )
+
+    def crawl(self, crawl_id: int) -> dict[str, Any]:
+        return dict(next(self.db.query("SELECT * FROM crawls WHERE id = ?", [crawl_id])))
+
+    # -- writing a batch -----------------------------------------------------
+
+    def write_batch(self, items: Sequence[EntryItem | FeedFetch], counts: CrawlCounts, crawl_id: int | None = None) -> None:
+        """Write a batch in one transaction: all of it lands, or none of it."""
+        if not items:
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for item in items:
+                if isinstance(item, FeedFetch):
+                    self._write_fetch(item, counts, crawl_id)
+                else:
+                    self._write_entry(item, counts)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def _write_entry(self, item: EntryItem, counts: CrawlCounts) -> None:
+        entry = item.entry
+        assert entry is not None, "the store receives normalized entries only"
+        feed_id = item.context.feed_id
+        now = item.context.fetched_at or to_iso(utc_now())
+        db = self.db
+        if db.execute("SELECT 1 FROM tombstones WHERE entry_id = ?", [entry.id]).fetchone():
+            counts.entries_skipped_deleted += 1
+            return
+        existing = db.execute(
+            "SELECT id, content_hash, feed_id, title, content_html, last_changed_at, first_seen_at, content_source,"
+            " length(content_text) FROM entries WHERE id = ?",
+            [entry.id],
+        ).fetchone()
+        merge_reason = f"same {entry.identity.split(':', 1)[0]}" if existing else None
+        if existing is None and feed_id is not None and entry.feed_guid:
+            # The feed kept the guid but changed the link: the same entry.
+            row = db.execute(
+                "SELECT e.id, e.content_hash, e.feed_id, e.title, e.content_html, e.last_changed_at, e.first_seen_at,"
+                " e.content_source, length(e.content_text) FROM entry_sightings s JOIN entries e ON e.id = s.entry_id"
+                " WHERE s.feed_id = ? AND s.feed_guid = ?",
+                [feed_id, entry.feed_guid],
+            ).fetchone()
+            if row is not None:
+                existing = row
+        row = entry_row(entry)
+        row.update(content_source=item.content_source, page_error=item.page_error)
+        if existing is None:
+            row.update(feed_id=feed_id, first_seen_at=now, last_seen_at=now, last_changed_at=now, revision_count=0)
+            _insert(db, "entries", row)
+            _insert(db, "entry_sightings", _sighting(entry, feed_id, now, None))
+            counts.entries_new += 1
+            return
+        entry_id, old_hash, owner_feed, old_title, old_html, last_changed, first_seen, old_source, old_len = existing
+        sighting = db.execute(
+            "SELECT 1 FROM entry_sightings WHERE entry_id = ? AND feed_id IS ?", [entry_id, feed_id]
+        ).fetchone()
+        if sighting is None:
+            _insert(db, "entry_sightings", _sighting(entry, feed_id, now, _why_merged(entry, existing, merge_reason)))
+            counts.entries_merged += 1
+        else:
+            db.execute(
+                "UPDATE entry_sightings SET last_seen_at = ?, feed_guid = ?, feed_link = ? WHERE entry_id = ? AND feed_id IS ?",
+                [now, entry.feed_guid, entry.feed_link, entry_id, feed_id],
+            )
+        takes_over = owner_feed != feed_id and len(entry.content_text) > 1.5 * (old_len or 0)
+        if owner_feed != feed_id and not takes_over:
+            # Another feed owns this entry's content; this one only adds a sighting.
+            db.execute("UPDATE entries SET last_seen_at = ? WHERE id = ?", [now, entry_id])
+            if sighting is not None:
+                counts.entries_unchanged += 1
+            return
+        if old_source == "page" and item.content_source == "feed":
+            # The page's full text is better than the feed's summary: keep it, note the sighting.
+            db.execute("UPDATE entries SET last_seen_at = ? WHERE id = ?", [now, entry_id])
+            counts.entries_unchanged += 1
+            return
+        row.pop("id")
+        row["last_seen_at"] = now
+        row["feed_id"] = feed_id
+        if old_hash == entry.content_hash:
+            _update(db, entry_id, row)
+            if sighting is not None:
+                counts.entries_unchanged += 1
+            return
+        db.execute(
+            "INSERT INTO entry_revisions (entry_id, content_hash, title, content_html, seen_at, replaced_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [entry_id, old_hash, old_title, old_html, last_changed or first_seen, now],
+        )
+        row["last_changed_at"] = now
+        _update(db, entry_id, row, bump_revision=True)
+        counts.entries_updated += 1
+
+    def _write_fetch(self, fetch: FeedFetch, counts: CrawlCounts, crawl_id: int | None) -> None:
+        db = self.db
+        feed = db.execute(
+            "SELECT consecutive_failures, last_success_at, url FROM feeds WHERE id = ?", [fetch.feed_id]
+        ).fetchone()
+        if feed is None:
+            return
+        failures, last_success, old_url = feed
+        now_dt = from_iso(fetch.fetched_at) if fetch.fetched_at else utc_now()
+        now = to_iso(now_dt)
+        updates: dict[str, Any] = {
+            "last_checked_at": now,
+            "last_status": fetch.status,
+            "last_http_status": fetch.http_status,
+            "last_duration_ms": fetch.duration_ms,
+        }
+        if fetch.status == "error":
+            failures = (failures or 0) + 1
+            interval = failure_interval(self.schedule, consecutive_failures=failures, retry_after_s=fetch.retry_after_s)
+            updates.update(last_error=fetch.error, consecutive_failures=failures)
+            counts.feeds_failed += 1
+            counts.errors.append({"feed": old_url, "error": fetch.error or "unknown error"})
+        else:
+            per_day = self._entries_per_day(fetch.feed_id)
+            interval = success_interval(self.schedule, entries_per_day=per_day, max_age_s=fetch.max_age_s)
+            updates.update(last_error=None, consecutive_failures=0, last_success_at=now)
+            if fetch.status == "ok":
+                counts.feeds_fetched += 1
+                updates.update(etag=fetch.etag, last_modified=fetch.last_modified)
+                if fetch.feed_title:
+                    updates["title"] = fetch.feed_title
+            else:
+                counts.feeds_not_modified += 1
+        if fetch.gone:
+            updates.update(active=0, deactivated_reason=fetch.error or "410 Gone")
+        if fetch.new_url and fetch.new_url != old_url:
+            taken = db.execute("SELECT id FROM feeds WHERE url = ?", [fetch.new_url]).fetchone()
+            if taken is None:
+                updates.update(url=fetch.new_url, moved_from=old_url)
+        updates["check_interval_s"] = interval
+        updates["next_check_at"] = iso_after(now_dt, interval)
+        assignments = ", ".join(f"{name} = ?" for name in updates)
+        db.execute(f"UPDATE feeds SET {assignments} WHERE id = ?", [*updates.values(), fetch.feed_id])
+        _insert(
+            db,
+            "feed_fetches",
+            {
+                "crawl_id": crawl_id, "feed_id": fetch.feed_id, "url": fetch.url, "fetched_at": now,
+                "status": fetch.status, "http_status": fetch.http_status, "duration_ms": fetch.duration_ms,
+                "error": fetch.error, "entries_seen": fetch.entries_seen, "next_check_at": updates["next_check_at"],
+            },
+        )
+
+    def _entries_per_day(self, feed_id: int) -> float | None:
+        row = self.db.execute(
+            "SELECT count(*), min(e.published_at), max(e.published_at) FROM entry_sightings s"
+            " JOIN entries e ON e.id = s.entry_id WHERE s.feed_id = ? AND e.published_at IS NOT NULL",
+            [feed_id],
+        ).fetchone()
+        count, first, last = row
+        if not count or count < 2 or not first or not last:
+            return None
+        days = max((from_iso(last) - from_iso(first)).total_seconds() / 86400, 1.0)
+        return float(count) / days
+
+
+def _sighting(entry: Entry, feed_id: int | None, now: str, reason: str | None) -> dict[str, Any]:
+    return {
+        "entry_id": entry.id, "feed_id": feed_id, "feed_guid": entry.feed_guid, "feed_link": entry.feed_link,
+        "first_seen_at": now, "last_seen_at": now, "merge_reason": reason,
+    }
+
+
+def _why_merged(entry: Entry, existing: Sequence[Any], reason: str | None) -> str:
+    if reason is None:
+        return f"same guid as an entry this feed already had ({entry.feed_guid})"
+    kind, _, value = entry.identity.partition(":")
+    first_feed = existing[2]
+    if kind == "url":
+        return f"same canonical URL as the entry first stored from feed {first_feed}: {value}"
+    if kind == "guid":
+        return f"same guid as the entry first stored from feed {first_feed}: {value}"
+    return f"same title and date as the entry first stored from feed {first_feed}"
+
+
+def _insert(db: Database, table: str, row: dict[str, Any]) -> None:
+    columns = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
+
+
+def _update(db: Database, entry_id: str, row: dict[str, Any], *, bump_revision: bool = False) -> None:
+    assignments = ", ".join(f"{name} = ?" for name in row)
+    if bump_revision:
+        assignments += ", revision_count = revision_count + 1"
+    db.execute(f"UPDATE entries SET {assignments} WHERE id = ?", [*row.values(), entry_id])
+
+
+class StorePipeline:
+    """Collect items and write them in batches; record the crawl's own statistics."""
+
+    def __init__(self, db_path: str, batch_size: int = 500, schedule: ScheduleSettings | None = None, stats: Any = None) -> None:
+        self.db_path = db_path
+        self.batch_size = batch_size
+        self.schedule = schedule
+        self.stats = stats
+        self.store: Store | None = None
+        self.crawl_id: int | None = None
+        self.counts = CrawlCounts()
+        self.pending: list[EntryItem | FeedFetch] = []
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> StorePipeline:
+        s = crawler.settings
+        schedule = ScheduleSettings(
+            min_interval_s=s.getint("FEEDLOOM_MIN_INTERVAL"),
+            max_interval_s=s.getint("FEEDLOOM_MAX_INTERVAL"),
+            default_interval_s=s.getint("FEEDLOOM_DEFAULT_INTERVAL"),
+            backoff_base_s=s.getint("FEEDLOOM_BACKOFF_BASE"),
+            backoff_cap_s=s.getint("FEEDLOOM_BACKOFF_CAP"),
+        )
+        return cls(s.get("FEEDLOOM_DB") or default_db_path(), s.getint("FEEDLOOM_BATCH_SIZE", 500), schedule, crawler.stats)
+
+    def open_spider(self, spider: Any = None) -> None:
+        self.store = Store.open(self.db_path, schedule=self.schedule)
+        due = len(getattr(spider, "feed_rows", None) or []) if spider is not None else 0
+        self.counts.feeds_due = due
+        self.crawl_id = self.store.start_crawl(due)
+        if self.stats is not None:
+            self.stats.set_value("feedloom/crawl_id", self.crawl_id)
+
+    def process_item(self, item: Any, spider: Any = None) -> Any:
+        if isinstance(item, (EntryItem, FeedFetch)):
+            self.pending.append(item)
+            if len(self.pending) >= self.batch_size:
+                self._flush()
+        return item
+
+    def close_spider(self, spider: Any = None) -> None:
+        assert self.store is not None and self.crawl_id is not None
+        try:
+            self._flush()
+            self.store.finish_crawl(self.crawl_id, self.counts)
+        finally:
+            self.store.close()
+
+    def _flush(self) -> None:
+        assert self.store is not None
+        batch, self.pending = self.pending, []
+        self.store.write_batch(batch, self.counts, self.crawl_id)
+        if self.stats is not None:
+            for name in ("entries_new", "entries_updated", "entries_merged", "feeds_failed", "feeds_fetched", "feeds_not_modified"):
+                self.stats.set_value(f"feedloom/{name}", getattr(self.counts, name))
