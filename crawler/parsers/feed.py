@@ -93,8 +93,14 @@ def _to_raw_feed(parsed: Any, url: str, body: bytes) -> RawFeed:
     if parsed.get("bozo") and exc is not None and not isinstance(exc, _HARMLESS):
         warnings.append(_describe(exc))
     raw_entries = []
-    for item in entries:
-        raw_entries.append(_to_raw_entry(item, url, language))
+    for index, item in enumerate(entries):
+        raw = _to_raw_entry(item, url, language)
+        if not (raw.guid or raw.link or raw.title or raw.summary or raw.content):
+            warnings.append(f"entry {index + 1} skipped: no id, link, title or content")
+            continue
+        raw_entries.append(raw)
+    if entries and not raw_entries:
+        raise FeedError("broken feed: no entry in it has an id, link, title or content")
     author = feed.get("author_detail", {}).get("name") or feed.get("author") or None
     return RawFeed(
         url=url,

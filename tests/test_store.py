@@ -1,0 +1,146 @@
+"""The store: dedup by primary key, sightings, revisions, tombstones, feed status and schedule."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from crawler.items import Entry, EntryItem, FeedContext, FeedFetch, RawEntry
+from pipelines.dedupe import identify
+from pipelines.store import CrawlCounts, Store
+
+NOW = "2024-05-01T00:00:00Z"
+
+
+def make_entry(url="https://e.com/a", title="标题", body="<p>正文</p>", **kw) -> Entry:
+    base = Entry(
+        id="", url=url, guid=kw.pop("guid", url), title=title, author="作者", author_email=None, author_bio=None,
+        published_at="2024-04-30T10:00:00Z", updated_at=None, published_raw=None, categories=("产品",),
+        summary="正文", content_html=body, content_text="正文", cover_image=None, language="zh",
+        word_count=2, reading_minutes=1, content_hash="", identity="", feed_guid=kw.pop("feed_guid", url), feed_link=url,
+    )
+    return identify(replace(base, **kw))
+
+
+def item(entry: Entry, feed_id: int, at: str = NOW) -> EntryItem:
+    ctx = FeedContext(feed_id=feed_id, feed_url=f"https://feed{feed_id}.com/", fetched_at=at)
+    return EntryItem(raw=RawEntry(), context=ctx, entry=entry)
+
+
+@pytest.fixture()
+def store(tmp_path):
+    s = Store.open(tmp_path / "t.db")
+    s.add_feed("https://feed1.com/")
+    s.add_feed("https://feed2.com/")
+    yield s
+    s.close()
+
+
+def count(store, table):
+    return store.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_new_then_unchanged_adds_nothing(store):
+    counts = CrawlCounts()
+    store.write_batch([item(make_entry(), 1)], counts)
+    store.write_batch([item(make_entry(), 1, "2024-05-02T00:00:00Z")], counts)
+    assert (counts.entries_new, counts.entries_unchanged, counts.entries_updated) == (1, 1, 0)
+    assert count(store, "entries") == 1 and count(store, "entry_sightings") == 1
+    assert count(store, "entry_revisions") == 0
+
+
+def test_same_article_in_two_feeds_is_one_entry_with_two_sightings(store):
+    counts = CrawlCounts()
+    store.write_batch([item(make_entry(), 1), item(make_entry(), 2)], counts)
+    assert count(store, "entries") == 1 and count(store, "entry_sightings") == 2
+    assert counts.entries_merged == 1
+    reason = store.db.execute("SELECT merge_reason FROM entry_sightings WHERE feed_id = 2").fetchone()[0]
+    assert "same canonical URL" in reason and "https://e.com/a" in reason
+
+
+def test_changed_content_keeps_a_revision(store):
+    counts = CrawlCounts()
+    store.write_batch([item(make_entry(), 1)], counts)
+    store.write_batch([item(make_entry(body="<p>改过的正文</p>", title="新标题"), 1, "2024-05-03T00:00:00Z")], counts)
+    assert counts.entries_updated == 1
+    row = store.db.execute("SELECT title, revision_count, last_changed_at FROM entries").fetchone()
+    assert row == ("新标题", 1, "2024-05-03T00:00:00Z")
+    rev = store.db.execute("SELECT title, content_html FROM entry_revisions").fetchone()
+    assert rev == ("标题", "<p>正文</p>")
+
+
+def test_other_feeds_version_does_not_flip_flop(store):
+    counts = CrawlCounts()
+    store.write_batch([item(make_entry(), 1), item(make_entry(title="另一个标题"), 2)], counts)
+    store.write_batch([item(make_entry(), 1), item(make_entry(title="另一个标题"), 2)], counts)
+    assert count(store, "entry_revisions") == 0
+    assert store.db.execute("SELECT title FROM entries").fetchone()[0] == "标题"
+
+
+def test_guid_kept_but_link_changed_is_the_same_entry(store):
+    counts = CrawlCounts()
+    store.write_batch([item(make_entry(feed_guid="g-1"), 1)], counts)
+    store.write_batch([item(make_entry(url="https://e.com/a-renamed", feed_guid="g-1"), 1)], counts)
+    assert count(store, "entries") == 1
+
+
+def test_tombstoned_entries_do_not_come_back(store):
+    entry = make_entry()
+    store.db.execute("INSERT INTO tombstones (entry_id, deleted_at, reason) VALUES (?, ?, ?)", [entry.id, NOW, "test"])
+    counts = CrawlCounts()
+    store.write_batch([item(entry, 1)], counts)
+    assert count(store, "entries") == 0 and counts.entries_skipped_deleted == 1
+
+
+def test_a_failing_batch_writes_nothing(store):
+    good = item(make_entry(), 1)
+    bad = EntryItem(raw=RawEntry(), context=good.context, entry=None)
+    with pytest.raises(AssertionError):
+        store.write_batch([good, bad], CrawlCounts())
+    assert count(store, "entries") == 0
+
+
+def fetch(**kw):
+    base = dict(feed_id=1, url="https://feed1.com/", status="ok", http_status=200, fetched_at=NOW)
+    base.update(kw)
+    return FeedFetch(**base)
+
+
+def feed_row(store, feed_id=1):
+    return dict(next(store.db.query("SELECT * FROM feeds WHERE id = ?", [feed_id])))
+
+
+def test_fetch_ok_records_validators_and_schedule(store):
+    counts = CrawlCounts()
+    store.write_batch([fetch(etag='"x"', last_modified="Wed, 01 May 2024 00:00:00 GMT", max_age_s=7200)], counts)
+    row = feed_row(store)
+    assert row["etag"] == '"x"' and row["last_status"] == "ok" and row["consecutive_failures"] == 0
+    assert row["next_check_at"] >= "2024-05-01T02:00:00Z"
+    assert count(store, "feed_fetches") == 1 and counts.feeds_fetched == 1
+
+
+def test_failures_back_off_and_are_recorded(store):
+    counts = CrawlCounts()
+    store.write_batch([fetch(status="error", http_status=500, error="HTTP 500")], counts)
+    first = feed_row(store)
+    store.write_batch([fetch(status="error", http_status=500, error="HTTP 500")], counts)
+    second = feed_row(store)
+    assert second["consecutive_failures"] == 2 and second["last_error"] == "HTTP 500"
+    assert second["check_interval_s"] > first["check_interval_s"]
+    assert counts.errors[0] == {"feed": "https://feed1.com/", "error": "HTTP 500"}
+
+
+def test_gone_deactivates_and_redirect_moves(store):
+    store.write_batch([fetch(status="error", http_status=410, error="410 Gone", gone=True)], CrawlCounts())
+    assert feed_row(store)["active"] == 0
+    store.write_batch([fetch(feed_id=2, url="https://feed2.com/", new_url="https://feed2.com/new")], CrawlCounts())
+    row = feed_row(store, 2)
+    assert row["url"] == "https://feed2.com/new" and row["moved_from"] == "https://feed2.com/"
+
+
+def test_add_feed_twice_merges(store):
+    feed_id, created = store.add_feed("https://feed1.com/", name="一", categories=["a"])
+    assert (feed_id, created) == (1, False)
+    store.add_feed("https://feed1.com/", categories=["b", "a"])
+    assert feed_row(store)["categories"] == '["a", "b"]'
