@@ -237,3 +237,7 @@ def demo(db_path: str | None, site: str | None, verbose: int) -> None:
     click.echo(f"\n{total} entries in {db}")
     click.echo(f"list feeds:   feedloom feeds --db {db}")
     click.echo(f"browse them:  feedloom serve --db {db}    (or: datasette {db} -m data/metadata.yml)")
+
+
+if __name__ == "__main__":
+    main()

@@ -87,7 +87,9 @@ def run_crawl(options: CrawlOptions) -> dict[str, Any]:
 
     with crawl_lock(options.db_path, options.lock_wait_s):
         Store.open(options.db_path).close()  # create and migrate before Scrapy starts
-        process = CrawlerProcess(crawl_settings(options), install_root_handler=bool(options.verbose))
+        settings = crawl_settings(options)
+        settings.set("LOG_INSTALL_ROOT_HANDLER", bool(options.verbose), priority="cmdline")
+        process = CrawlerProcess(settings)
         crawler = process.create_crawler(FeedsSpider)
         process.crawl(crawler)
         process.start()

@@ -374,11 +374,11 @@ def _update(db: Database, entry_id: str, row: dict[str, Any], *, bump_revision: 
 class StorePipeline:
     """Collect items and write them in batches; record the crawl's own statistics."""
 
-    def __init__(self, db_path: str, batch_size: int = 500, schedule: ScheduleSettings | None = None, stats: Any = None) -> None:
+    def __init__(self, db_path: str, batch_size: int = 500, schedule: ScheduleSettings | None = None, crawler: Any = None) -> None:
         self.db_path = db_path
         self.batch_size = batch_size
         self.schedule = schedule
-        self.stats = stats
+        self.crawler = crawler
         self.store: Store | None = None
         self.crawl_id: int | None = None
         self.counts = CrawlCounts()
@@ -394,15 +394,16 @@ class StorePipeline:
             backoff_base_s=s.getint("FEEDLOOM_BACKOFF_BASE"),
             backoff_cap_s=s.getint("FEEDLOOM_BACKOFF_CAP"),
         )
-        return cls(s.get("FEEDLOOM_DB") or default_db_path(), s.getint("FEEDLOOM_BATCH_SIZE", 500), schedule, crawler.stats)
+        return cls(s.get("FEEDLOOM_DB") or default_db_path(), s.getint("FEEDLOOM_BATCH_SIZE", 500), schedule, crawler)
 
     def open_spider(self, spider: Any = None) -> None:
         self.store = Store.open(self.db_path, schedule=self.schedule)
-        due = len(getattr(spider, "feed_rows", None) or []) if spider is not None else 0
+        spider = spider or getattr(self.crawler, "spider", None)
+        due = len(getattr(spider, "feed_rows", None) or [])
         self.counts.feeds_due = due
         self.crawl_id = self.store.start_crawl(due)
-        if self.stats is not None:
-            self.stats.set_value("feedloom/crawl_id", self.crawl_id)
+        if self.crawler is not None:
+            self.crawler.stats.set_value("feedloom/crawl_id", self.crawl_id)
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         if isinstance(item, (EntryItem, FeedFetch)):
@@ -423,6 +424,6 @@ class StorePipeline:
         assert self.store is not None
         batch, self.pending = self.pending, []
         self.store.write_batch(batch, self.counts, self.crawl_id)
-        if self.stats is not None:
+        if self.crawler is not None:
             for name in ("entries_new", "entries_updated", "entries_merged", "feeds_failed", "feeds_fetched", "feeds_not_modified"):
-                self.stats.set_value(f"feedloom/{name}", getattr(self.counts, name))
+                self.crawler.stats.set_value(f"feedloom/{name}", getattr(self.counts, name))

@@ -37,7 +37,6 @@ class FeedsSpider(scrapy.Spider):
                 )
             finally:
                 store.close()
-        crawler.stats.set_value("feedloom/feeds_due", len(spider.feed_rows or []))
         return spider
 
     async def start(self) -> AsyncIterator[scrapy.Request]:

@@ -1,0 +1,45 @@
+"""Shared fixtures: the demo site, a database the demo crawl produced, the corpus path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_SITE = ROOT / "data" / "demo"
+
+
+def run_feedloom(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run the feedloom command in a fresh process (Scrapy's reactor starts once per process)."""
+    return subprocess.run(
+        [sys.executable, "-m", "crawler.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database produced by `feedloom demo` (a real crawl of the bundled demo site)."""
+    path = tmp_path_factory.mktemp("demo") / "feeds.db"
+    result = run_feedloom("demo", "--db", str(path))
+    assert result.returncode == 0, result.stderr + result.stdout
+    return path
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The public test corpus ($FEEDLOOM_CORPUS). Missing: a skip on a user's clone, a failure in CI."""
+    value = os.environ.get("FEEDLOOM_CORPUS")
+    if not value or not Path(value).is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"FEEDLOOM_CORPUS is {value!r}, not a folder: CI must have the corpus (.ci/run sets it)")
+        pytest.skip("FEEDLOOM_CORPUS is not set: the public corpus is not part of a user's clone")
+    return Path(value)
