@@ -71,7 +71,7 @@ def test_broken_feed_is_recorded_with_its_reason(crawled):
     assert broken["next_check_at"] > broken["last_checked_at"]
     assert "broken.example.com" in first.stdout
     others = query(db, "SELECT * FROM feeds WHERE url NOT LIKE '%broken%'")
-    assert all(f["last_status"] == "ok" for f in others)
+    assert all(f["last_status"] in ("ok", "not_modified") and not f["last_error"] for f in others)
 
 
 def test_second_crawl_gets_304s_and_adds_nothing(crawled):
