@@ -128,12 +128,77 @@ def feeds(db_path: str | None, as_json: bool) -> None:
 @click.option("--proxy", default="", help="Send every request through this HTTP proxy.")
 @click.option("-v", "--verbose", count=True, help="Show Scrapy's log (-vv for debug).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line, summary only.")
-def crawl(db_path: str | None, all_feeds: bool, feed_ids: tuple[int, ...], allow_private: bool, proxy: str, verbose: int, quiet: bool) -> None:
+@click.option("--every", "every", default=None, metavar="DURATION",
+              help="Keep running: crawl the due feeds every DURATION (e.g. 15m, 1h, 90s).")
+@click.option("--wait-lock", default=10.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for another crawl on the same database before giving up.")
+@click.option("-s", "--set", "overrides", multiple=True, metavar="NAME=VALUE",
+              help="Override a setting (Scrapy's or FEEDLOOM_*), e.g. -s DOWNLOAD_TIMEOUT=10; repeatable.")
+def crawl(db_path: str | None, all_feeds: bool, feed_ids: tuple[int, ...], allow_private: bool, proxy: str,
+          verbose: int, quiet: bool, every: str | None, wait_lock: float, overrides: tuple[str, ...]) -> None:
     """Fetch the due feeds and store their entries."""
+    if every is not None:
+        _crawl_every(parse_duration(every), sys.argv[1:])
+        return
+    extra = parse_overrides(overrides)
     row = _crawl(resolve_db(db_path), all_feeds=all_feeds, feed_ids=feed_ids, allow_private=allow_private,
-                 proxy=proxy, verbose=verbose, progress=not quiet)
+                 proxy=proxy, verbose=verbose, progress=not quiet, lock_wait_s=wait_lock, extra_settings=extra)
     if row.get("feeds_failed") and row.get("feeds_failed") == row.get("feeds_due"):
         sys.exit(1)
+
+
+def parse_overrides(pairs: tuple[str, ...]) -> dict[str, str]:
+    from crawler import settings as defaults
+
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--set")
+        if not hasattr(defaults, name) and not name.isupper():
+            raise click.BadParameter(f"{name!r} is not a setting name", param_hint="--set")
+        out[name] = value
+    return out
+
+
+def parse_duration(text: str) -> float:
+    """'15m' -> 900.0; units s, m, h, d; a bare number is seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value = text.strip().lower()
+    try:
+        seconds = float(value[:-1]) * units[value[-1]] if value and value[-1] in units else float(value)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a duration like 15m, 1h or 90s", param_hint="--every") from None
+    if seconds < 10:
+        raise click.BadParameter("the interval must be at least 10s", param_hint="--every")
+    return seconds
+
+
+def _crawl_every(seconds: float, argv: list[str]) -> None:
+    """Run one crawl per interval, each in its own process (Scrapy's reactor starts once per process)."""
+    import subprocess
+
+    args = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--every":
+            skip = True
+            continue
+        if arg.startswith("--every="):
+            continue
+        args.append(arg)
+    click.echo(f"crawling the due feeds every {seconds:g}s; Ctrl-C to stop")
+    try:
+        while True:
+            started = time.monotonic()
+            subprocess.run([sys.executable, "-m", "crawler.cli", *args], check=False)
+            time.sleep(max(1.0, seconds - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        click.echo("stopped")
 
 
 def _crawl(db: str, **kwargs: Any) -> dict[str, Any]:
@@ -169,6 +234,60 @@ def print_summary(row: dict[str, Any], seconds: float, db: str) -> None:
         click.echo(f"  error: {err['feed']}: {err['error']}")
     for message in row.get("internal_errors") or []:
         click.echo(f"  internal error: {message}", err=True)
+
+
+@main.command()
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def status(db_path: str | None, as_json: bool) -> None:
+    """Feed health: last success, last error, failures, next check, entries per week; totals."""
+    store = open_store(db_path, create=False)
+    try:
+        rows = store.feed_health()
+        last_crawl = next(store.db.query("SELECT * FROM crawls ORDER BY id DESC LIMIT 1"), None)
+    finally:
+        store.close()
+    totals = {name: sum(1 for r in rows if r["health"] == name) for name in ("healthy", "failing", "deactivated", "new")}
+    if as_json:
+        click.echo(json.dumps({"feeds": rows, "totals": totals, "last_crawl": last_crawl}, ensure_ascii=False, indent=2))
+        return
+    if rows:
+        for row in rows:
+            row["error"] = row.get("last_error") or row.get("deactivated_reason") or ""
+            row["per week"] = f"{row['entries_per_week']:.1f}"
+            row["failures"] = row.get("consecutive_failures") or 0
+        click.echo(format_table(rows, ["id", "name", "health", "last_success_at", "failures", "next_check_at", "per week", "error"], 40))
+    click.echo(
+        f"\n{len(rows)} feeds: {totals['healthy']} healthy, {totals['failing']} failing, "
+        f"{totals['deactivated']} deactivated, {totals['new']} not fetched yet"
+    )
+    if last_crawl:
+        click.echo(
+            f"last crawl #{last_crawl['id']} {last_crawl['status']} at {last_crawl['started_at']}: "
+            f"{last_crawl['entries_new'] or 0} new, {last_crawl['entries_updated'] or 0} updated, "
+            f"{last_crawl['feeds_failed'] or 0} feeds failed"
+        )
+
+
+@main.command()
+@click.argument("entry_ids", nargs=-1, required=True)
+@click.option("--reason", default="deleted by the user", help="Recorded in the tombstone.")
+@db_option
+def delete(entry_ids: tuple[str, ...], reason: str, db_path: str | None) -> None:
+    """Delete entries by id; a tombstone keeps later crawls from bringing them back."""
+    store = open_store(db_path, create=False)
+    missing = []
+    try:
+        for entry_id in entry_ids:
+            gone = store.delete_entry(entry_id, reason)
+            if gone is None:
+                missing.append(entry_id)
+            else:
+                click.echo(f"deleted {gone['id']}: {gone['title'] or gone['url']}")
+    finally:
+        store.close()
+    if missing:
+        raise click.ClickException(f"no entry with id {', '.join(missing)}")
 
 
 @main.command()

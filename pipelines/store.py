@@ -157,6 +157,43 @@ class Store:
             return None
         return dict(zip(("id", "content_source", "updated_at", "published_at", "summary"), row))
 
+    def delete_entry(self, entry_id: str, reason: str = "deleted by the user") -> dict[str, Any] | None:
+        """Delete an entry and leave a tombstone, so no later crawl brings it back."""
+        row = self.db.execute("SELECT id, url, title FROM entries WHERE id = ?", [entry_id]).fetchone()
+        if row is None:
+            return None
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute(
+                "INSERT OR REPLACE INTO tombstones (entry_id, deleted_at, reason, url, title) VALUES (?, ?, ?, ?, ?)",
+                [entry_id, to_iso(utc_now()), reason, row[1], row[2]],
+            )
+            for table in ("entry_revisions", "entry_sightings"):
+                self.db.execute(f"DELETE FROM {table} WHERE entry_id = ?", [entry_id])
+            self.db.execute("DELETE FROM entries WHERE id = ?", [entry_id])
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return {"id": row[0], "url": row[1], "title": row[2]}
+
+    def feed_health(self, now: str | None = None) -> list[dict[str, Any]]:
+        """Per feed: last success, last error, failures, next check, entries per week over the last 28 days."""
+        now = now or to_iso(utc_now())
+        since = iso_after(from_iso(now), -28 * 86400)
+        sql = """
+            SELECT f.id, coalesce(f.name, f.title, f.url) AS name, f.url, f.active, f.deactivated_reason,
+                   f.last_status, f.last_success_at, f.last_checked_at, f.last_error, f.consecutive_failures,
+                   f.next_check_at,
+                   (SELECT count(*) FROM entry_sightings s WHERE s.feed_id = f.id AND s.first_seen_at >= ?) / 4.0
+                     AS entries_per_week
+            FROM feeds f ORDER BY f.id
+        """
+        rows = [dict(r) for r in self.db.query(sql, [since])]
+        for row in rows:
+            row["health"] = health_of(row)
+        return rows
+
     # -- crawls --------------------------------------------------------------
 
     def start_crawl(self, feeds_due: int) -> int:
@@ -337,6 +374,17 @@ class Store:
             return None
         days = max((from_iso(last) - from_iso(first)).total_seconds() / 86400, 1.0)
         return float(count) / days
+
+
+def health_of(feed: dict[str, Any]) -> str:
+    """healthy, failing, deactivated or new: how `feedloom status` groups feeds."""
+    if not feed.get("active"):
+        return "deactivated"
+    if feed.get("consecutive_failures"):
+        return "failing"
+    if not feed.get("last_checked_at"):
+        return "new"
+    return "healthy"
 
 
 def _sighting(entry: Entry, feed_id: int | None, now: str, reason: str | None) -> dict[str, Any]:

@@ -87,10 +87,10 @@ def _describe_failure(failure: Failure) -> str:
     exc = failure.value
     name = type(exc).__name__
     text = str(exc).strip()
-    if name == "IgnoreRequest" and "robots.txt" in text.lower() or "Forbidden by robots.txt" in text:
+    if "robots.txt" in text:
         return "forbidden by robots.txt"
-    if name in ("TimeoutError", "TCPTimedOutError"):
-        return "timed out"
+    if "Timeout" in name or "TimedOut" in name:
+        return f"timed out: {text}" if text else "timed out"
     if name in ("DNSLookupError",):
         return f"DNS lookup failed: {text}"
     if name in ("ConnectionRefusedError",):

@@ -1,0 +1,112 @@
+"""A feed driven through 200, 304, 301, 404, 410, 429, 500 and a slow answer: the stored status and schedule."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.conftest import run_feedloom
+from tests.scripted_server import Route, ScriptedServer, rss
+
+pytestmark = pytest.mark.e2e
+
+CASES = {
+    "/ok": Route(body=rss("一", "二"), headers={"ETag": '"v1"', "Content-Type": "application/rss+xml"}),
+    "/ttl": Route(body=rss("三", ttl=180), headers={"Content-Type": "application/rss+xml"}),
+    "/old": Route(status=301, headers={"Location": "/moved"}),
+    "/moved": Route(body=rss("四"), headers={"Content-Type": "application/rss+xml"}),
+    "/missing": Route(status=404, body=b"nope"),
+    "/gone": Route(status=410, body=b"gone"),
+    "/busy": Route(status=429, headers={"Retry-After": "7200"}),
+    "/broken": Route(status=500, body=b"oops"),
+    "/slow": Route(body=rss("五"), delay_s=4),
+}
+
+
+def feeds(db):
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        return {r["url"].rsplit("/", 1)[1]: dict(r) for r in conn.execute("SELECT * FROM feeds")}
+
+
+def hours_from_now(iso, now):
+    return (datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) - now) / timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def crawled(tmp_path_factory):
+    db = tmp_path_factory.mktemp("http") / "feeds.db"
+    with ScriptedServer() as server:
+        for path, route in CASES.items():
+            server.route(path, route)
+        for path in CASES:
+            if path != "/moved":
+                assert run_feedloom("add", server.url + path, "--db", str(db)).returncode == 0
+        started = datetime.now(timezone.utc)
+        first = run_feedloom("crawl", "--db", str(db), "--allow-private", "-s", "DOWNLOAD_TIMEOUT=2")
+        after_first = feeds(db)
+        second = run_feedloom("crawl", "--db", str(db), "--allow-private", "--feed", str(after_first["ok"]["id"]))
+        ok_hits = server.hits_for("/ok")
+    return db, first, after_first, second, feeds(db), ok_hits, started
+
+
+def test_first_crawl_summary(crawled):
+    _, first, *_ = crawled
+    assert first.returncode == 0, first.stderr
+    assert "Traceback" not in first.stdout + first.stderr
+    assert "3 fetched" in first.stdout and "5 failed" in first.stdout
+
+
+def test_ok_stores_validators_and_304_is_cheap(crawled):
+    _, _, before, second, after, ok_hits, _ = crawled
+    assert before["ok"]["etag"] == '"v1"' and before["ok"]["last_status"] == "ok"
+    assert ok_hits[-1].headers.get("if-none-match") == '"v1"'
+    assert after["ok"]["last_status"] == "not_modified" and "1 not modified" in second.stdout
+
+
+def test_ttl_sets_a_floor_on_the_interval(crawled):
+    *_, started = crawled
+    row = crawled[2]["ttl"]
+    assert hours_from_now(row["next_check_at"], started) >= 3 - 0.01
+
+
+def test_permanent_redirect_updates_the_url(crawled):
+    after = crawled[2]
+    assert "moved" in after and after["moved"]["moved_from"].endswith("/old")
+    assert after["moved"]["last_status"] == "ok"
+
+
+@pytest.mark.parametrize("name, error", [("missing", "HTTP 404"), ("broken", "HTTP 500"), ("slow", "timed out")])
+def test_errors_back_off(crawled, name, error):
+    row = crawled[2][name]
+    assert row["last_status"] == "error" and error in row["last_error"]
+    assert row["consecutive_failures"] == 1 and row["active"] == 1
+    assert 60 <= row["check_interval_s"] <= 24 * 3600
+
+
+def test_gone_deactivates_with_reason(crawled):
+    row = crawled[2]["gone"]
+    assert row["active"] == 0 and "410" in row["deactivated_reason"]
+
+
+def test_retry_after_is_honoured(crawled):
+    *_, started = crawled
+    row = crawled[2]["busy"]
+    assert "Retry-After" in row["last_error"]
+    assert hours_from_now(row["next_check_at"], started) >= 2 - 0.01
+
+
+def test_every_attempt_is_logged(crawled):
+    db = crawled[0]
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT status, duration_ms, error FROM feed_fetches").fetchall()
+    assert len(rows) == 9
+    assert all(r[1] is not None for r in rows)
+
+
+def test_status_command_counts_health(crawled):
+    db = crawled[0]
+    out = run_feedloom("status", "--db", str(db)).stdout
+    assert "3 healthy, 4 failing, 1 deactivated" in out
