@@ -197,6 +197,8 @@ class Store:
     # -- crawls --------------------------------------------------------------
 
     def start_crawl(self, feeds_due: int) -> int:
+        # We hold the crawl lock: a crawl still marked running was killed before it could finish.
+        self.db.execute("UPDATE crawls SET status = 'interrupted' WHERE status = 'running'")
         cursor = self.db.execute(
             "INSERT INTO crawls (started_at, status, feeds_due) VALUES (?, 'running', ?)",
             [to_iso(utc_now()), feeds_due],

@@ -1,0 +1,87 @@
+"""One crawl at a time, and a crawl killed with SIGKILL leaves a consistent database the next run completes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT, run_feedloom
+from tests.scripted_server import Route, ScriptedServer
+
+pytestmark = pytest.mark.e2e
+
+FEEDS = 30
+ITEMS = 8
+
+
+def feed_body(n: int) -> bytes:
+    items = "".join(
+        f"<item><title>第{n}号源 第{i}篇</title><link>http://example.com/f{n}/p{i}</link>"
+        f"<pubDate>Mon, 01 Jan 2024 10:{i:02d}:00 GMT</pubDate><description>&lt;p&gt;正文 {n}-{i}&lt;/p&gt;</description></item>"
+        for i in range(ITEMS)
+    )
+    return f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>源{n}</title>{items}</channel></rss>'.encode()
+
+
+def popen_crawl(db, *extra):
+    return subprocess.Popen(
+        [sys.executable, "-m", "crawler.cli", "crawl", "--db", str(db), "--allow-private", "-q", *extra],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+@pytest.fixture()
+def slow_server(tmp_path):
+    with ScriptedServer() as server:
+        for n in range(FEEDS):
+            server.route(f"/feed{n}", Route(body=feed_body(n), delay_s=0.25, headers={"ETag": f'"{n}"'}))
+        db = tmp_path / "feeds.db"
+        for n in range(FEEDS):
+            assert run_feedloom("add", f"{server.url}/feed{n}", "--db", str(db)).returncode == 0
+        yield server, db
+
+
+def counts(db):
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        entries = conn.execute("SELECT count(*), count(DISTINCT url) FROM entries").fetchone()
+        sightings = conn.execute("SELECT count(*) FROM entry_sightings").fetchone()[0]
+        statuses = [r[0] for r in conn.execute("SELECT status FROM crawls ORDER BY id")]
+    return entries, sightings, statuses
+
+
+def test_sigkill_mid_crawl_then_rerun_completes_without_duplicates(slow_server):
+    server, db = slow_server
+    proc = popen_crawl(db, "-s", "FEEDLOOM_BATCH_SIZE=5", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=2")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(server.hits) < FEEDS // 3:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (partial, _), _, _ = counts(db)
+    assert partial < FEEDS * ITEMS, "the crawl was meant to be killed half-way"
+    rerun = run_feedloom("crawl", "--db", str(db), "--allow-private", "-q")
+    assert rerun.returncode == 0, rerun.stderr
+    (total, distinct), sightings, statuses = counts(db)
+    assert total == distinct == FEEDS * ITEMS
+    assert sightings == FEEDS * ITEMS
+    assert statuses == ["interrupted", "finished"]
+
+
+def test_a_second_crawl_waits_then_exits_clearly(slow_server):
+    _, db = slow_server
+    first = popen_crawl(db)
+    time.sleep(1.0)  # the first holds the lock by now
+    second = run_feedloom("crawl", "--db", str(db), "--allow-private", "--wait-lock", "1")
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert second.returncode == 1
+    assert "another crawl is running" in second.stderr and "Traceback" not in second.stderr
+    (total, distinct), sightings, statuses = counts(db)
+    assert total == distinct == FEEDS * ITEMS and statuses == ["finished"]
