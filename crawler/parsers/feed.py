@@ -135,7 +135,8 @@ def _to_raw_entry(item: Any, feed_url: str, feed_language: str | None) -> RawEnt
         author=author,
         author_email=author_detail.get("email") or None,
         published=item.get("published") or None,
-        updated=item.get("updated") or None,
+        # feedparser answers `updated` with the published date when there is none; we want the truth.
+        updated=dict.get(item, "updated") or None,
         categories=tuple(_terms(item.get("tags"))),
         summary=item.get("summary") or None,
         content=content,
