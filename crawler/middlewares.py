@@ -53,6 +53,23 @@ def refused_address(host: str) -> str | None:
     return None
 
 
+def explain_refused_host(url: str) -> str | None:
+    """Why a URL's host is refused after resolution, or None (for error messages only)."""
+    import socket
+
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return None
+    for info in infos:
+        address = str(info[4][0])
+        why = refused_address(address)
+        if why:
+            return f"refused: {host} resolves to {address}, {why} (use --allow-private)"
+    return None
+
+
 class AddressGuardMiddleware:
     """Refuse non-http(s) schemes and, unless allowed, private, loopback and other internal addresses."""
 

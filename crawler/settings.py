@@ -73,3 +73,6 @@ FEEDLOOM_MAX_INTERVAL = 24 * 3600
 FEEDLOOM_DEFAULT_INTERVAL = 60 * 60
 FEEDLOOM_BACKOFF_BASE = 5 * 60
 FEEDLOOM_BACKOFF_CAP = 24 * 3600
+
+# Every DNS answer is checked: a name resolving to a private address is refused like the address itself.
+TWISTED_DNS_RESOLVER = "crawler.resolver.GuardedResolver"

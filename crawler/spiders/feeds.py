@@ -12,6 +12,7 @@ from scrapy.http import Response as ScrapyResponse
 from twisted.python.failure import Failure
 
 from crawler.items import EntryItem, FeedFetch
+from crawler.middlewares import explain_refused_host
 from crawler.outcome import Response, decide_feed_response, error_outcome
 from crawler.timeutil import to_iso, utc_now
 from pipelines.store import Store, default_db_path
@@ -70,9 +71,13 @@ class FeedsSpider(scrapy.Spider):
 
     def failed(self, failure: Failure) -> Iterator[FeedFetch]:
         request = failure.request  # type: ignore[attr-defined]
+        reason = _describe_failure(failure)
+        if "DNS lookup failed" in reason and not self.settings.getbool("FEEDLOOM_ALLOW_PRIVATE"):
+            # Twisted hides why our resolver refused the answer: ask once more, to say so.
+            reason = explain_refused_host(request.url) or reason
         yield error_outcome(
             request.meta["feed"],
-            _describe_failure(failure),
+            reason,
             fetched_at=to_iso(utc_now()),
             duration_ms=_elapsed_ms(request.meta),
         )
@@ -87,6 +92,8 @@ def _describe_failure(failure: Failure) -> str:
     exc = failure.value
     name = type(exc).__name__
     text = str(exc).strip()
+    if name == "BlockedAddress":
+        return text
     if "robots.txt" in text:
         return "forbidden by robots.txt"
     if "Timeout" in name or "TimedOut" in name:
