@@ -202,12 +202,12 @@ def _crawl_every(seconds: float, argv: list[str]) -> None:
 
 
 def _crawl(db: str, **kwargs: Any) -> dict[str, Any]:
-    from crawler.runner import CrawlLocked, CrawlOptions, run_crawl
+    from crawler.runner import CrawlConfigError, CrawlLocked, CrawlOptions, run_crawl
 
     started = time.monotonic()
     try:
         row = run_crawl(CrawlOptions(db_path=db, **kwargs))
-    except CrawlLocked as exc:
+    except (CrawlLocked, CrawlConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     print_summary(row, time.monotonic() - started, db)
     return row
@@ -229,6 +229,11 @@ def print_summary(row: dict[str, Any], seconds: float, db: str) -> None:
         f"entries: {row.get('entries_new') or 0} new, {row.get('entries_updated') or 0} updated, "
         f"{row.get('entries_merged') or 0} merged as duplicates, {row.get('entries_unchanged') or 0} unchanged"
     )
+    if row.get("pages_fetched") or row.get("pages_failed"):
+        click.echo(
+            f"article pages: {row.get('pages_fetched') or 0} entries completed from their pages, "
+            f"{row.get('pages_failed') or 0} could not be (kept with the feed's content)"
+        )
     errors = json.loads(row.get("errors") or "[]")
     for err in errors:
         click.echo(f"  error: {err['feed']}: {err['error']}")
@@ -267,6 +272,29 @@ def status(db_path: str | None, as_json: bool) -> None:
             f"{last_crawl['entries_new'] or 0} new, {last_crawl['entries_updated'] or 0} updated, "
             f"{last_crawl['feeds_failed'] or 0} feeds failed"
         )
+
+
+@main.command()
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def columnists(db_path: str | None, as_json: bool) -> None:
+    """List columnists: name, site, posts, first and latest post, profile."""
+    store = open_store(db_path, create=False)
+    try:
+        rows = store.columnists()
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("no columnists yet: they appear as entries with authors are crawled")
+        return
+    for row in rows:
+        row["posts"] = row["post_count"]
+        row["first post"] = (row.get("first_post_at") or "")[:10]
+        row["latest post"] = (row.get("latest_post_at") or "")[:10]
+    click.echo(format_table(rows, ["name", "site", "posts", "first post", "latest post", "profile_url"]))
 
 
 @main.command()

@@ -24,6 +24,9 @@ class RawEntry:
     image_urls: tuple[str, ...] = ()  # media:thumbnail, media:content, image enclosures, in that order
     language: str | None = None
     base_url: str | None = None  # xml:base or the feed's URL, for relative links
+    author_url: str | None = None  # from the article page: the columnist's profile
+    author_avatar: str | None = None
+    author_bio: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class Entry:
     identity: str  # the key the id was made from: "url:...", "guid:..." or "hash:..."
     feed_guid: str | None = None  # the guid and link as this feed gave them (for the sighting)
     feed_link: str | None = None
+    author_url: str | None = None  # the columnist's profile page and avatar, from the article page
+    author_avatar: str | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
@@ -116,3 +121,5 @@ class EntryItem:
     entry: Entry | None = None
     content_source: str = "feed"  # "page" when the article page completed it
     page_error: str | None = None  # why the article page could not complete it
+    page_method: str | None = None  # "recipe:<name>" or "fallback:readability"
+    feed_hash: str | None = None  # fingerprint of what the feed itself said; a change refetches the page

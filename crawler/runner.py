@@ -21,6 +21,10 @@ class CrawlLocked(RuntimeError):
     """Another crawl holds this database."""
 
 
+class CrawlConfigError(RuntimeError):
+    """A setting or a site recipe is wrong; nothing was fetched."""
+
+
 @dataclass(frozen=True)
 class CrawlOptions:
     db_path: str
@@ -85,9 +89,15 @@ def run_crawl(options: CrawlOptions) -> dict[str, Any]:
     """Crawl the due feeds (or the chosen ones) and return the `crawls` row it recorded."""
     from crawler.spiders.feeds import FeedsSpider
 
+    from crawler.recipes import RecipeError, load_recipes
+
+    settings = crawl_settings(options)
+    try:
+        load_recipes(settings.get("FEEDLOOM_SITES_DIR") or None)
+    except RecipeError as exc:
+        raise CrawlConfigError(str(exc)) from None
     with crawl_lock(options.db_path, options.lock_wait_s):
         Store.open(options.db_path).close()  # create and migrate before Scrapy starts
-        settings = crawl_settings(options)
         settings.set("LOG_INSTALL_ROOT_HANDLER", bool(options.verbose), priority="cmdline")
         process = CrawlerProcess(settings)
         crawler = process.create_crawler(FeedsSpider)

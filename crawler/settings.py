@@ -63,6 +63,8 @@ FEEDLOOM_FEED_IDS: list[int] = []
 FEEDLOOM_ALLOW_PRIVATE = False
 # Send every request through this HTTP proxy (the offline demo serves its sites this way).
 FEEDLOOM_PROXY = ""
+# Site recipes for article pages (one TOML file per site); empty means data/sites/.
+FEEDLOOM_SITES_DIR = ""
 # Default rules for cleaning entry HTML (widgets, bio markers, lazy images).
 FEEDLOOM_HTML_RULES = ""
 # Show a progress line on a terminal.

@@ -39,3 +39,26 @@ def identify(entry: Entry) -> Entry:
 
 def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def columnist_site(url: str | None) -> str | None:
+    """The site a columnist writes for: the entry URL's host without `www.`."""
+    if not url:
+        return None
+    host = url.split("://", 1)[-1].split("/", 1)[0].split("@")[-1].split(":")[0].lower()
+    return host[4:] if host.startswith("www.") else host or None
+
+
+def columnist_id(site: str, name: str) -> str:
+    """One id for one person on one site, whichever feed their posts came through."""
+    return _digest(f"{site}\x1f{' '.join(name.split()).casefold()}")[:_ID_HEX]
+
+
+def is_person(author: str | None, feed_title: str | None) -> bool:
+    """False for the site's own name standing in for an author (`人人都是产品经理` on its own feed)."""
+    if not author or not author.strip():
+        return False
+    if not feed_title:
+        return True
+    site_name = feed_title.replace("－", "-").rsplit("-", 1)[-1].strip()
+    return author.strip() not in (feed_title.strip(), site_name)

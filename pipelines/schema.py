@@ -153,7 +153,44 @@ def _m001_core(db: Database) -> None:
     db["feed_fetches"].create_index(["feed_id", "fetched_at"])
 
 
-MIGRATIONS: tuple[tuple[str, Migration], ...] = (("001_core", _m001_core),)
+def _m002_search(db: Database) -> None:
+    from pipelines.search import install_search
+
+    install_search(db)
+
+
+def _m003_columnists(db: Database) -> None:
+    db["columnists"].create(
+        {
+            "id": str,  # hash of site and name: the same person through any feed of the site
+            "name": str,
+            "site": str,  # the site's host without www.
+            "profile_url": str,
+            "bio": str,
+            "avatar": str,
+            "first_post_at": str,
+            "latest_post_at": str,
+            "post_count": int,
+            "first_seen_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        defaults={"post_count": 0},
+    )
+    db["columnists"].create_index(["site", "name"], unique=True)
+    # Plain ALTER TABLE: sqlite-utils' add_column(fk=...) rebuilds the table, which drops the search triggers.
+    db.execute("ALTER TABLE entries ADD COLUMN columnist_id TEXT REFERENCES columnists(id)")
+    db.execute("ALTER TABLE entries ADD COLUMN author_url TEXT")
+    db.execute("ALTER TABLE entries ADD COLUMN page_method TEXT")
+    db["entries"].create_index(["columnist_id"])
+    db["entry_sightings"].add_column("feed_hash", str)
+
+
+MIGRATIONS: tuple[tuple[str, Migration], ...] = (
+    ("001_core", _m001_core),
+    ("002_search", _m002_search),
+    ("003_columnists", _m003_columnists),
+)
 
 
 def migrate(db: Database, migrations: tuple[tuple[str, Migration], ...] = MIGRATIONS) -> list[str]:

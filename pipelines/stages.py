@@ -8,7 +8,14 @@ from typing import Any
 from crawler.items import Entry, EntryItem, FeedContext, RawEntry
 from pipelines.dedupe import identify
 from pipelines.html import DEFAULT_RULES, HtmlRules, clean_html, extract_text, find_cover_image, load_html_rules, normalize_html
-from pipelines.metadata import count_words, detect_language, normalize_metadata, normalize_url, reading_minutes
+from pipelines.metadata import (
+    count_words,
+    detect_language,
+    normalize_metadata,
+    normalize_title,
+    normalize_url,
+    reading_minutes,
+)
 
 SUMMARY_CHARS = 280
 
@@ -40,9 +47,23 @@ def apply_html(entry: Entry, *, base_url: str | None, rules: HtmlRules = DEFAULT
     )
 
 
+def metadata_stage(raw: RawEntry, context: FeedContext) -> Entry:
+    """The metadata stage: the feed's fields, plus the columnist's profile when the article page gave one."""
+    entry = normalize_metadata(raw, context)
+    if raw.author_url or raw.author_avatar or raw.author_bio:
+        base = raw.base_url or entry.url
+        entry = replace(
+            entry,
+            author_url=normalize_url(raw.author_url, base),
+            author_avatar=normalize_url(raw.author_avatar, base),
+            author_bio=normalize_title(raw.author_bio, is_html=True) or entry.author_bio,
+        )
+    return entry
+
+
 def normalize_entry(raw: RawEntry, context: FeedContext, rules: HtmlRules = DEFAULT_RULES) -> Entry:
     """The three stages in a row, as the crawl runs them: what `feedloom parse` prints."""
-    entry = normalize_metadata(raw, context)
+    entry = metadata_stage(raw, context)
     entry = apply_html(entry, base_url=raw.base_url or entry.url or context.feed_url, rules=rules)
     return identify(entry)
 
@@ -57,7 +78,7 @@ def _shorten(text: str, limit: int) -> str:
 class MetadataPipeline:
     def process_item(self, item: Any) -> Any:
         if isinstance(item, EntryItem) and item.entry is None:
-            return replace(item, entry=normalize_metadata(item.raw, item.context))
+            return replace(item, entry=metadata_stage(item.raw, item.context))
         return item
 
 

@@ -14,6 +14,7 @@ from sqlite_utils import Database
 
 from crawler.items import Entry, EntryItem, FeedFetch
 from crawler.timeutil import from_iso, iso_after, to_iso, utc_now
+from pipelines.dedupe import columnist_id, columnist_site, is_person
 from pipelines.schedule import ScheduleSettings, failure_interval, success_interval
 from pipelines.schema import migrate
 
@@ -67,7 +68,7 @@ class CrawlCounts:
 _ENTRY_FIELDS = (
     "url", "guid", "title", "author", "author_email", "author_bio", "published_at", "updated_at",
     "published_raw", "summary", "content_html", "content_text", "cover_image", "language",
-    "word_count", "reading_minutes", "content_hash", "identity",
+    "word_count", "reading_minutes", "content_hash", "identity", "author_url",
 )
 
 
@@ -140,22 +141,20 @@ class Store:
             )
         ]
 
-    def known_entry(self, feed_id: int | None, guid: str | None, url: str | None) -> dict[str, Any] | None:
-        """What we hold for an entry a feed lists, to decide whether its page needs fetching again."""
-        row = None
-        if feed_id is not None and guid:
-            row = self.db.execute(
-                "SELECT e.id, e.content_source, e.updated_at, e.published_at, e.summary FROM entry_sightings s"
-                " JOIN entries e ON e.id = s.entry_id WHERE s.feed_id = ? AND s.feed_guid = ?",
-                [feed_id, guid],
-            ).fetchone()
-        if row is None and url:
-            row = self.db.execute(
-                "SELECT id, content_source, updated_at, published_at, summary FROM entries WHERE url = ?", [url]
-            ).fetchone()
-        if row is None:
-            return None
-        return dict(zip(("id", "content_source", "updated_at", "published_at", "summary"), row))
+    def known_feed_hashes(self, feed_ids: Iterable[int]) -> dict[tuple[int, str], str]:
+        """(feed id, guid or link) -> the feed-side hash last stored: unchanged entries need no page fetch."""
+        ids = list(feed_ids)
+        out: dict[tuple[int, str], str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" for _ in chunk)
+            for feed_id, guid, link, feed_hash in self.db.execute(
+                f"SELECT feed_id, feed_guid, feed_link, feed_hash FROM entry_sightings"
+                f" WHERE feed_id IN ({marks}) AND feed_hash IS NOT NULL",
+                chunk,
+            ):
+                out[(feed_id, guid or link or "")] = feed_hash
+        return out
 
     def delete_entry(self, entry_id: str, reason: str = "deleted by the user") -> dict[str, Any] | None:
         """Delete an entry and leave a tombstone, so no later crawl brings it back."""
@@ -226,24 +225,30 @@ class Store:
         """Write a batch in one transaction: all of it lands, or none of it."""
         if not items:
             return
+        touched: set[str] = set()
         self.db.execute("BEGIN IMMEDIATE")
         try:
             for item in items:
                 if isinstance(item, FeedFetch):
                     self._write_fetch(item, counts, crawl_id)
                 else:
-                    self._write_entry(item, counts)
+                    self._write_entry(item, counts, touched)
+            self._refresh_columnists(touched)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
 
-    def _write_entry(self, item: EntryItem, counts: CrawlCounts) -> None:
+    def _write_entry(self, item: EntryItem, counts: CrawlCounts, touched: set[str] | None = None) -> None:
         entry = item.entry
         assert entry is not None, "the store receives normalized entries only"
         feed_id = item.context.feed_id
         now = item.context.fetched_at or to_iso(utc_now())
         db = self.db
+        if item.content_source == "page":
+            counts.pages_fetched += 1
+        elif item.page_error:
+            counts.pages_failed += 1
         if db.execute("SELECT 1 FROM tombstones WHERE entry_id = ?", [entry.id]).fetchone():
             counts.entries_skipped_deleted += 1
             return
@@ -264,11 +269,14 @@ class Store:
             if row is not None:
                 existing = row
         row = entry_row(entry)
-        row.update(content_source=item.content_source, page_error=item.page_error)
+        row.update(content_source=item.content_source, page_error=item.page_error, page_method=item.page_method)
+        row["columnist_id"] = self._columnist(entry, item, now)
+        if row["columnist_id"] and touched is not None:
+            touched.add(row["columnist_id"])
         if existing is None:
             row.update(feed_id=feed_id, first_seen_at=now, last_seen_at=now, last_changed_at=now, revision_count=0)
             _insert(db, "entries", row)
-            _insert(db, "entry_sightings", _sighting(entry, feed_id, now, None))
+            _insert(db, "entry_sightings", _sighting(entry, feed_id, now, None, item.feed_hash))
             counts.entries_new += 1
             return
         entry_id, old_hash, owner_feed, old_title, old_html, last_changed, first_seen, old_source, old_len = existing
@@ -276,12 +284,14 @@ class Store:
             "SELECT 1 FROM entry_sightings WHERE entry_id = ? AND feed_id IS ?", [entry_id, feed_id]
         ).fetchone()
         if sighting is None:
-            _insert(db, "entry_sightings", _sighting(entry, feed_id, now, _why_merged(entry, existing, merge_reason)))
+            reason = _why_merged(entry, existing, merge_reason)
+            _insert(db, "entry_sightings", _sighting(entry, feed_id, now, reason, item.feed_hash))
             counts.entries_merged += 1
         else:
             db.execute(
-                "UPDATE entry_sightings SET last_seen_at = ?, feed_guid = ?, feed_link = ? WHERE entry_id = ? AND feed_id IS ?",
-                [now, entry.feed_guid, entry.feed_link, entry_id, feed_id],
+                "UPDATE entry_sightings SET last_seen_at = ?, feed_guid = ?, feed_link = ?, feed_hash = ?"
+                " WHERE entry_id = ? AND feed_id IS ?",
+                [now, entry.feed_guid, entry.feed_link, item.feed_hash, entry_id, feed_id],
             )
         takes_over = owner_feed != feed_id and len(entry.content_text) > 1.5 * (old_len or 0)
         if owner_feed != feed_id and not takes_over:
@@ -311,6 +321,37 @@ class Store:
         row["last_changed_at"] = now
         _update(db, entry_id, row, bump_revision=True)
         counts.entries_updated += 1
+
+    def _columnist(self, entry: Entry, item: EntryItem, now: str) -> str | None:
+        """Find or create the entry's columnist; fill in profile, bio and avatar as pages reveal them."""
+        site = columnist_site(entry.url)
+        if not site or not entry.author or not is_person(entry.author, item.context.feed_title):
+            return None
+        key = columnist_id(site, entry.author)
+        self.db.execute(
+            "INSERT OR IGNORE INTO columnists (id, name, site, first_seen_at, updated_at, post_count)"
+            " VALUES (?, ?, ?, ?, ?, 0)",
+            [key, entry.author, site, now, now],
+        )
+        if entry.author_url or entry.author_bio or entry.author_avatar:
+            self.db.execute(
+                "UPDATE columnists SET profile_url = coalesce(?, profile_url), bio = coalesce(?, bio),"
+                " avatar = coalesce(?, avatar), updated_at = ? WHERE id = ?",
+                [entry.author_url, entry.author_bio, entry.author_avatar, now, key],
+            )
+        return key
+
+    def _refresh_columnists(self, ids: set[str]) -> None:
+        for key in ids:
+            self.db.execute(
+                "UPDATE columnists SET post_count = (SELECT count(*) FROM entries WHERE columnist_id = :id),"
+                " first_post_at = (SELECT min(published_at) FROM entries WHERE columnist_id = :id),"
+                " latest_post_at = (SELECT max(published_at) FROM entries WHERE columnist_id = :id) WHERE id = :id",
+                {"id": key},
+            )
+
+    def columnists(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.query("SELECT * FROM columnists ORDER BY post_count DESC, name")]
 
     def _write_fetch(self, fetch: FeedFetch, counts: CrawlCounts, crawl_id: int | None) -> None:
         db = self.db
@@ -389,10 +430,10 @@ def health_of(feed: dict[str, Any]) -> str:
     return "healthy"
 
 
-def _sighting(entry: Entry, feed_id: int | None, now: str, reason: str | None) -> dict[str, Any]:
+def _sighting(entry: Entry, feed_id: int | None, now: str, reason: str | None, feed_hash: str | None) -> dict[str, Any]:
     return {
         "entry_id": entry.id, "feed_id": feed_id, "feed_guid": entry.feed_guid, "feed_link": entry.feed_link,
-        "first_seen_at": now, "last_seen_at": now, "merge_reason": reason,
+        "first_seen_at": now, "last_seen_at": now, "merge_reason": reason, "feed_hash": feed_hash,
     }
 
 

@@ -24,7 +24,13 @@ def crawled(tmp_path_factory):
         server.reset_log()
         second = run_feedloom("crawl", "--db", str(db), "--allow-private", "--proxy", server.url, "--all")
         second_requests = list(server.requests)
-    return db, first, snapshot, second, second_requests
+        # Forget the validators: feeds answer 200 again, but unchanged entries need no page fetch.
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE feeds SET etag = NULL, last_modified = NULL")
+        server.reset_log()
+        third = run_feedloom("crawl", "--db", str(db), "--allow-private", "--proxy", server.url, "--all")
+        third_requests = list(server.requests)
+    return db, first, snapshot, second, second_requests, third, third_requests
 
 
 def _snapshot(db):
@@ -39,7 +45,7 @@ def query(db, sql, *args):
 
 
 def test_first_crawl_stores_the_expected_entries(crawled):
-    db, first, snapshot, _, _ = crawled
+    db, first, snapshot, *_ = crawled
     assert first.returncode == 0, first.stderr + first.stdout
     assert "Traceback" not in first.stderr + first.stdout
     assert "crawled 6 feeds" in first.stdout
@@ -65,9 +71,9 @@ def test_broken_feed_is_recorded_with_its_reason(crawled):
     db, first, *_ = crawled
     (broken,) = query(db, "SELECT * FROM feeds WHERE url LIKE '%broken%'")
     assert broken["last_status"] == "error" and broken["last_error"]
-    assert broken["consecutive_failures"] == 2  # once per crawl, both recorded
+    assert broken["consecutive_failures"] == 3  # once per crawl, each recorded
     attempts = query(db, "SELECT * FROM feed_fetches WHERE feed_id = ?", broken["id"])
-    assert [a["status"] for a in attempts] == ["error", "error"] and "HTML page" in attempts[0]["error"]
+    assert [a["status"] for a in attempts] == ["error"] * 3 and "HTML page" in attempts[0]["error"]
     assert broken["next_check_at"] > broken["last_checked_at"]
     assert "broken.example.com" in first.stdout
     others = query(db, "SELECT * FROM feeds WHERE url NOT LIKE '%broken%'")
@@ -75,14 +81,48 @@ def test_broken_feed_is_recorded_with_its_reason(crawled):
 
 
 def test_second_crawl_gets_304s_and_adds_nothing(crawled):
-    db, _, snapshot, second, requests = crawled
+    db, _, snapshot, second, requests, *_ = crawled
     assert second.returncode == 0, second.stderr
     assert _snapshot(db) == snapshot
     feed_requests = [r for r in requests if not r.path.endswith("robots.txt") and r.status in (200, 304)]
     assert any(r.status == 304 for r in feed_requests)
     assert "0 new" in second.stdout
     crawls = query(db, "SELECT * FROM crawls ORDER BY id")
-    assert len(crawls) == 2 and crawls[1]["entries_new"] == 0 and crawls[1]["feeds_not_modified"] >= 4
+    assert len(crawls) == 3 and crawls[1]["entries_new"] == 0 and crawls[1]["feeds_not_modified"] >= 4
+
+
+def test_summary_entries_are_completed_from_their_pages(crawled):
+    db, first, *_ = crawled
+    assert "entries completed from their pages" in first.stdout
+    latest = query(
+        db,
+        "SELECT e.* FROM entries e JOIN entry_sightings s ON s.entry_id = e.id JOIN feeds f ON f.id = s.feed_id"
+        " WHERE f.url LIKE '%woshipm/latest'",
+    )
+    assert len(latest) == 3
+    for entry in latest:
+        assert entry["content_source"] == "page" and entry["page_method"] == "recipe:woshipm"
+        assert entry["author"] and entry["columnist_id"]
+        assert len(json.loads(entry["categories"])) > 3  # the feed's labels plus the page's tags
+        assert len(entry["content_text"]) > 300
+        assert "support-author" not in entry["content_html"]
+
+
+def test_columnists_are_one_per_person(crawled):
+    db, *_ = crawled
+    people = query(db, "SELECT * FROM columnists WHERE name = '沈砚秋'")
+    assert len(people) == 1 and people[0]["post_count"] == 3 and people[0]["profile_url"].endswith("/u/788034")
+    assert not query(db, "SELECT * FROM columnists WHERE name = '人人都是产品经理'")
+    out = run_feedloom("columnists", "--db", str(db)).stdout
+    assert "沈砚秋" in out and "woshipm.com" in out
+
+
+def test_unchanged_entries_do_not_refetch_their_pages(crawled):
+    db, *_, third, third_requests = crawled
+    assert third.returncode == 0, third.stderr
+    pages = [r for r in third_requests if r.path.endswith(".html") or r.path.endswith("/")]
+    assert pages == [], [r.path for r in pages]
+    assert "0 new, 0 updated" in third.stdout
 
 
 def test_feeds_command_lists_status_and_counts(crawled):

@@ -1,9 +1,10 @@
-"""The `feeds` spider: fetch every due feed and hand its body to the parsers."""
+"""The `feeds` spider: fetch every due feed, hand its body to the parsers, follow summaries to their pages."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
 import scrapy
@@ -14,6 +15,9 @@ from twisted.python.failure import Failure
 from crawler.items import EntryItem, FeedFetch
 from crawler.middlewares import explain_refused_host
 from crawler.outcome import Response, decide_feed_response, error_outcome
+from crawler.pages import complete_from_page, feed_side_hash, page_failed, page_reason
+from crawler.parsers.article import ArticleFields, ExtractError, extract_article
+from crawler.recipes import Recipe, load_recipes, recipe_for
 from crawler.timeutil import to_iso, utc_now
 from pipelines.store import Store, default_db_path
 
@@ -24,20 +28,28 @@ class FeedsSpider(scrapy.Spider):
     def __init__(self, feeds: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.feed_rows = feeds
+        self.recipes: tuple[Recipe, ...] = ()
+        self.known: dict[tuple[int, str], str] = {}  # (feed id, guid or link) -> feed-side hash last stored
+        # Pages in flight, and the entries waiting on each; a feed's fetch record waits for its pages.
+        self.waiting: dict[str, list[EntryItem]] = {}
+        self.pages_pending: dict[int, int] = {}
+        self.held_fetches: dict[int, FeedFetch] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> FeedsSpider:
         spider: FeedsSpider = super().from_crawler(crawler, *args, **kwargs)
-        if spider.feed_rows is None:
-            settings = crawler.settings
-            store = Store.open(settings.get("FEEDLOOM_DB") or default_db_path())
-            try:
+        settings = crawler.settings
+        spider.recipes = load_recipes(settings.get("FEEDLOOM_SITES_DIR") or None)
+        store = Store.open(settings.get("FEEDLOOM_DB") or default_db_path())
+        try:
+            if spider.feed_rows is None:
                 spider.feed_rows = store.due_feeds(
                     all_feeds=settings.getbool("FEEDLOOM_ALL_FEEDS"),
                     feed_ids=[int(i) for i in settings.getlist("FEEDLOOM_FEED_IDS")],
                 )
-            finally:
-                store.close()
+            spider.known = store.known_feed_hashes([f["id"] for f in spider.feed_rows])
+        finally:
+            store.close()
         return spider
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
@@ -54,9 +66,9 @@ class FeedsSpider(scrapy.Spider):
                 },
             )
 
-    def parse(self, response: ScrapyResponse, **kwargs: Any) -> Iterator[FeedFetch | EntryItem]:
+    def parse(self, response: ScrapyResponse, **kwargs: Any) -> Iterator[FeedFetch | EntryItem | scrapy.Request]:
         feed = response.meta["feed"]
-        yield from decide_feed_response(
+        *items, fetch = decide_feed_response(
             feed,
             Response(
                 url=response.url,
@@ -68,6 +80,78 @@ class FeedsSpider(scrapy.Spider):
             fetched_at=to_iso(utc_now()),
             duration_ms=_elapsed_ms(response.meta),
         )
+        for item in items:
+            assert isinstance(item, EntryItem)
+            yield from self._route_entry(feed, item)
+        assert isinstance(fetch, FeedFetch)
+        if self.pages_pending.get(feed["id"]):
+            self.held_fetches[feed["id"]] = fetch
+        else:
+            yield fetch
+
+    def _route_entry(self, feed: dict[str, Any], item: EntryItem) -> Iterator[EntryItem | scrapy.Request]:
+        raw = item.raw
+        feed_hash = feed_side_hash(raw)
+        item = replace(item, feed_hash=feed_hash)
+        recipe = recipe_for(raw.link, self.recipes) if raw.link else None
+        known = self.known.get((feed["id"], raw.guid or raw.link or ""))
+        reason = page_reason(
+            raw,
+            feed_full_content=feed.get("full_content"),
+            recipe=recipe,
+            known={"feed_hash": known} if known else None,
+        )
+        if reason is None:
+            yield item
+            return
+        assert raw.link is not None
+        self.pages_pending[feed["id"]] = self.pages_pending.get(feed["id"], 0) + 1
+        if raw.link in self.waiting:
+            self.waiting[raw.link].append(item)  # the same page for another feed: fetch it once
+            return
+        self.waiting[raw.link] = [item]
+        yield scrapy.Request(
+            raw.link,
+            callback=self.parse_page,
+            errback=self.page_error,
+            dont_filter=True,
+            priority=10,  # finish started feeds before starting new ones
+            meta={"page_of": raw.link, "recipe": recipe, "reason": reason},
+        )
+
+    def parse_page(self, response: ScrapyResponse, **kwargs: Any) -> Iterator[EntryItem | FeedFetch]:
+        link = response.meta["page_of"]
+        self.crawler.stats.inc_value("feedloom/pages_fetched")
+        if response.status >= 400:
+            yield from self._release(link, error=f"article page answered HTTP {response.status}")
+            return
+        headers = {k.decode("latin-1").lower(): v[0].decode("latin-1") for k, v in response.headers.items() if v}
+        try:
+            fields = extract_article(response.body, response.url, headers, response.meta.get("recipe"))
+        except ExtractError as exc:
+            yield from self._release(link, error=f"article page not extracted: {exc}")
+            return
+        yield from self._release(link, fields=fields, page_url=response.url)
+
+    def page_error(self, failure: Failure) -> Iterator[EntryItem | FeedFetch]:
+        request = failure.request  # type: ignore[attr-defined]
+        yield from self._release(request.meta["page_of"], error=f"article page not fetched: {_describe_failure(failure)}")
+
+    def _release(
+        self, link: str, *, fields: ArticleFields | None = None, page_url: str = "", error: str | None = None
+    ) -> Iterator[EntryItem | FeedFetch]:
+        for item in self.waiting.pop(link, []):
+            if fields is not None:
+                yield complete_from_page(item, fields, page_url)
+            else:
+                self.crawler.stats.inc_value("feedloom/pages_failed")
+                yield page_failed(item, error or "article page failed")
+            feed_id = item.context.feed_id
+            if feed_id is None:
+                continue
+            self.pages_pending[feed_id] -= 1
+            if self.pages_pending[feed_id] == 0 and feed_id in self.held_fetches:
+                yield self.held_fetches.pop(feed_id)
 
     def failed(self, failure: Failure) -> Iterator[FeedFetch]:
         request = failure.request  # type: ignore[attr-defined]

@@ -1,0 +1,71 @@
+"""Pure deciders for article pages: when to fetch an entry's page, and how its fields complete the entry."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from crawler.items import EntryItem, RawEntry
+from crawler.parsers.article import ArticleFields, looks_like_summary
+from crawler.recipes import Recipe
+
+
+def feed_side_hash(raw: RawEntry) -> str:
+    """What the feed says about an entry; when it changes, the page is fetched again."""
+    parts = (raw.title or "", raw.summary or "", raw.content or "", raw.published or "", raw.updated or "")
+    return hashlib.blake2b("\x1f".join(parts).encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+
+def page_reason(
+    raw: RawEntry,
+    *,
+    feed_full_content: int | None,
+    recipe: Recipe | None,
+    known: Mapping[str, Any] | None,
+) -> str | None:
+    """Why the entry's page should be fetched now, or None to store the feed's content as it is."""
+    if not raw.link or urlsplit(raw.link).scheme not in ("http", "https"):
+        return None
+    if feed_full_content == 0:
+        return None
+    if known is not None and known.get("feed_hash") == feed_side_hash(raw):
+        # Seen before and unchanged on the feed's side: the stored entry stands.
+        return None
+    if feed_full_content == 1:
+        return "the feed is set to full content"
+    if recipe is not None and recipe.full_content:
+        return f"the {recipe.name} recipe asks for the page"
+    if looks_like_summary(raw.content, raw.summary):
+        return "the feed carries only a summary"
+    return None
+
+
+def complete_from_page(item: EntryItem, fields: ArticleFields, page_url: str) -> EntryItem:
+    """The entry with what its page added: the full body, and author, categories, date and cover where missing."""
+    raw = item.raw
+    categories = tuple(dict.fromkeys((*raw.categories, *fields.categories)))
+    images = raw.image_urls if raw.image_urls else ((fields.cover_image,) if fields.cover_image else ())
+    page_raw = replace(
+        raw,
+        title=raw.title or fields.title,
+        title_type=raw.title_type if raw.title else "text",
+        content=fields.content_html or raw.content,
+        author=fields.author or raw.author,
+        published=raw.published or fields.published,
+        categories=categories,
+        image_urls=images,
+        language=fields.language or raw.language,
+        base_url=page_url,
+        author_url=fields.author_url,
+        author_avatar=fields.author_avatar,
+        author_bio=fields.author_bio,
+    )
+    return replace(item, raw=page_raw, content_source="page", page_error=None, page_method=fields.method)
+
+
+def page_failed(item: EntryItem, reason: str) -> EntryItem:
+    """The entry as the feed gave it, with why its page could not complete it."""
+    return replace(item, page_error=reason[:500])
