@@ -36,7 +36,27 @@ def open_store(db_path: str | None, *, create: bool = True) -> Any:
         raise click.ClickException(str(exc)) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Commands kept in their own modules are imported only when used: `feedloom parse` starts fast."""
+
+    lazy_commands = {
+        "recipes": "crawler.cli_recipes:recipes",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy_commands])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy_commands:
+            import importlib
+
+            module_name, _, attr = self.lazy_commands[name].partition(":")
+            command: click.Command = getattr(importlib.import_module(module_name), attr)
+            return command
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="feedloom")
 def main() -> None:
     """feedloom: columnist feeds (RSS, Atom, JSON Feed) into a clean, deduplicated SQLite database."""

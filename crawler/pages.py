@@ -43,6 +43,18 @@ def page_reason(
     return None
 
 
+def page_problem(fields: ArticleFields, recipe: Recipe | None) -> str | None:
+    """Why an extraction is not good enough to replace the feed's content, or None."""
+    if recipe is not None and fields.method == f"recipe:{recipe.name}" and fields.text_length < recipe.min_text_chars:
+        return (
+            f"article page not extracted: the {recipe.name} recipe found only {fields.text_length} characters "
+            f"(at least {recipe.min_text_chars} expected; has the site changed its markup?)"
+        )
+    if not fields.content_html:
+        return "article page not extracted: no body found"
+    return None
+
+
 def complete_from_page(item: EntryItem, fields: ArticleFields, page_url: str) -> EntryItem:
     """The entry with what its page added: the full body, and author, categories, date and cover where missing."""
     raw = item.raw

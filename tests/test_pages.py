@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crawler.items import EntryItem, FeedContext, RawEntry
-from crawler.pages import complete_from_page, feed_side_hash, page_failed, page_reason
+from crawler.pages import complete_from_page, feed_side_hash, page_failed, page_problem, page_reason
 from crawler.parsers.article import ArticleFields
 from crawler.recipes import Recipe
 
@@ -57,3 +57,13 @@ def test_page_failed_keeps_the_feed_content_and_the_reason():
     item = EntryItem(raw=SUMMARY, context=FeedContext(feed_id=1, feed_url="x"))
     failed = page_failed(item, "article page answered HTTP 404")
     assert failed.raw is SUMMARY and failed.page_error == "article page answered HTTP 404"
+
+
+def test_page_problem_flags_a_recipe_that_finds_too_little():
+    fields = ArticleFields(
+        title=None, content_html="<p>x</p>", text_length=12, author=None, author_url=None, author_bio=None,
+        author_avatar=None, categories=(), published=None, cover_image=None, language=None, method="recipe:woshipm",
+    )
+    problem = page_problem(fields, RECIPE)
+    assert problem and "only 12 characters" in problem
+    assert page_problem(fields, None) is None

@@ -15,7 +15,7 @@ from twisted.python.failure import Failure
 from crawler.items import EntryItem, FeedFetch
 from crawler.middlewares import explain_refused_host
 from crawler.outcome import Response, decide_feed_response, error_outcome
-from crawler.pages import complete_from_page, feed_side_hash, page_failed, page_reason
+from crawler.pages import complete_from_page, feed_side_hash, page_failed, page_problem, page_reason
 from crawler.parsers.article import ArticleFields, ExtractError, extract_article
 from crawler.recipes import Recipe, load_recipes, recipe_for
 from crawler.timeutil import to_iso, utc_now
@@ -130,6 +130,10 @@ class FeedsSpider(scrapy.Spider):
             fields = extract_article(response.body, response.url, headers, response.meta.get("recipe"))
         except ExtractError as exc:
             yield from self._release(link, error=f"article page not extracted: {exc}")
+            return
+        problem = page_problem(fields, response.meta.get("recipe"))
+        if problem:
+            yield from self._release(link, error=problem)
             return
         yield from self._release(link, fields=fields, page_url=response.url)
 
