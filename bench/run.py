@@ -1,0 +1,495 @@
+"""The crawl benchmark: time `feedloom crawl` (and reader, when installed) on a seeded corpus served from 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.generate import Corpus, ensure_corpus
+from bench.server import CorpusServer
+
+PROJECT = Path(__file__).resolve().parent.parent
+RSS_TARGET_MB = 150.0
+RSS_FLAT = 1.20  # peak RSS may grow at most 20% from the smallest run to the largest
+
+
+@dataclass
+class Measurement:
+    """One timed run of one tool over the whole corpus."""
+
+    tool: str
+    phase: str  # "first" or "unchanged"
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    returncode: int
+    stored: int  # entries in the tool's database afterwards
+    processed: int  # feed entries the run handled (all corpus items on a first crawl, none on an unchanged one)
+    responses: dict[str, int] = field(default_factory=dict)  # HTTP status -> count, from the server
+    detail: dict[str, Any] = field(default_factory=dict)
+    load: float = 0.0  # 1-minute load average when the run ended: other work competing for the CPUs
+
+    @property
+    def entries_per_s(self) -> float:
+        return self.processed / self.wall_s if self.wall_s else 0.0
+
+
+@dataclass
+class Startup:
+    """What `feedloom parse` costs before it parses anything."""
+
+    python_wall_ms: float  # `python -c pass`, the floor
+    help_wall_ms: float  # `feedloom --help`
+    import_cli_ms: float  # -X importtime total of `import crawler.cli`
+    parse_wall_ms: float  # `feedloom parse <one feed file>`, median
+    parse_import_ms: float  # -X importtime total during that parse
+    parse_entries: int
+    parse_top_imports: list[tuple[str, float]]  # top-level packages by cumulative import ms
+    feed_file: str
+
+
+@dataclass
+class Results:
+    feeds: int
+    seed: int
+    items: int
+    articles: int
+    corpus_mb: float
+    machine: dict[str, str]
+    command: str
+    measurements: list[Measurement]
+    startup: Startup | None = None
+    started_at: str = ""
+
+
+# --- running a child and measuring it ------------------------------------------------
+
+
+def run_timed(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None) -> tuple[int, float, float, float]:
+    """Run CMD to completion: (returncode, wall s, user+sys CPU s, peak RSS MB) of that child alone."""
+    with open(log, "ab") as out:
+        out.write(("$ " + " ".join(cmd) + "\n").encode())
+        out.flush()
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=PROJECT, env=env)
+        # wait4 gives this child's own rusage, unlike RUSAGE_CHILDREN which sums every child so far.
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def run_checked(cmd: Sequence[str], log: Path) -> str:
+    """Run an untimed set-up step; its stdout, or an error naming the log."""
+    proc = subprocess.run(list(cmd), cwd=PROJECT, capture_output=True, text=True)
+    with open(log, "a", encoding="utf-8") as out:
+        out.write("$ " + " ".join(cmd) + "\n" + proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise SystemExit(f"set-up step failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def feedloom_cmd() -> list[str]:
+    script = Path(sys.executable).parent / "feedloom"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from crawler.cli import main; sys.argv[0] = 'feedloom'; main()"]
+
+
+def fresh_db(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+# --- the two tools -------------------------------------------------------------------
+
+
+def bench_feedloom(corpus: Corpus, server: CorpusServer, work: Path, log: Path) -> list[Measurement]:
+    db = work / "feedloom.db"
+    fresh_db(db)
+    feed_list = work / "feeds.toml"
+    feed_list.write_text("".join(f'[[feeds]]\nurl = "{u}"\n\n' for u in corpus.feed_urls(server.url)), "utf-8")
+    run_checked([*feedloom_cmd(), "import", str(feed_list), "--db", str(db)], log)
+    crawl = [*feedloom_cmd(), "crawl", "--all", "--allow-private", "--quiet", "--db", str(db)]
+    out = []
+    for phase in ("first", "unchanged"):
+        server.take_counts()
+        rc, wall, cpu, rss = run_timed(crawl, log)
+        responses = {str(k): v for k, v in sorted(server.take_counts().items())}
+        row = _last_crawl(db)
+        stored = _count(db, "entries")
+        processed = corpus.items if phase == "first" and row.get("feeds_fetched") == corpus.feeds else 0
+        if phase == "first" and row.get("feeds_fetched") != corpus.feeds:
+            # Count only what was really handled when some feeds failed.
+            processed = sum(int(row.get(k) or 0) for k in ("entries_new", "entries_merged", "entries_updated", "entries_unchanged"))
+        out.append(Measurement("feedloom", phase, wall, cpu, rss, rc, stored, processed, responses, row, os.getloadavg()[0]))
+    return out
+
+
+def bench_reader(corpus: Corpus, server: CorpusServer, work: Path, log: Path, workers: int) -> list[Measurement]:
+    db = work / "reader.db"
+    fresh_db(db)
+    urls = work / "feeds.txt"
+    urls.write_text("\n".join(corpus.feed_urls(server.url)) + "\n", "utf-8")
+    child = [sys.executable, "-m", "bench.reader_crawl"]
+    run_checked([*child, "add", str(db), str(urls)], log)
+    out = []
+    for phase in ("first", "unchanged"):
+        server.take_counts()
+        rc, wall, cpu, rss = run_timed([*child, "update", str(db), "--workers", str(workers)], log)
+        responses = {str(k): v for k, v in sorted(server.take_counts().items())}
+        detail = _last_json_line(log)
+        stored = int(detail.get("stored") or 0)
+        processed = corpus.items if phase == "first" and detail.get("updated") == corpus.feeds else 0
+        if phase == "first" and detail.get("updated") != corpus.feeds:
+            processed = int(detail.get("new") or 0) + int(detail.get("modified") or 0)
+        out.append(Measurement("reader", phase, wall, cpu, rss, rc, stored, processed, responses, detail, os.getloadavg()[0]))
+    return out
+
+
+def _last_crawl(db: Path) -> dict[str, Any]:
+    try:
+        with sqlite3.connect(db) as conn:
+            conn.row_factory = sqlite3.Row
+            row = conn.execute("SELECT * FROM crawls ORDER BY id DESC LIMIT 1").fetchone()
+            return dict(row) if row else {}
+    except sqlite3.Error as exc:
+        return {"error": str(exc)}
+
+
+def _count(db: Path, table: str) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def _last_json_line(log: Path) -> dict[str, Any]:
+    for line in reversed(log.read_text("utf-8", errors="replace").splitlines()):
+        if line.startswith("{"):
+            try:
+                return dict(json.loads(line))
+            except ValueError:
+                continue
+    return {}
+
+
+# --- start-up cost -------------------------------------------------------------------
+
+
+def parse_importtime(stderr: str) -> tuple[float, list[tuple[str, float]]]:
+    """(total ms, top-level modules by cumulative ms) from `python -X importtime` output."""
+    top: list[tuple[str, float]] = []
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        parts = line.split("|")
+        if len(parts) < 3 or not parts[1].strip().isdigit():
+            continue
+        name = parts[2]
+        # Nesting is two spaces per level after the one space every name has.
+        if name.startswith(" ") and not name.startswith("  "):
+            top.append((name.strip(), int(parts[1]) / 1000))
+    total = sum(ms for _, ms in top)
+    return total, sorted(top, key=lambda t: -t[1])
+
+
+def _wall_ms(cmd: Sequence[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(list(cmd), cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def _importtime(args: Sequence[str]) -> tuple[float, list[tuple[str, float]], str]:
+    proc = subprocess.run([sys.executable, "-X", "importtime", *args], cwd=PROJECT, capture_output=True, text=True)
+    total, top = parse_importtime(proc.stderr)
+    return total, top, proc.stdout
+
+
+def measure_startup(feed_file: Path, runs: int = 5) -> Startup:
+    """Wall times of the commands, and import time net of what the bare interpreter imports anyway."""
+    py = sys.executable
+    python_ms = _wall_ms([py, "-c", "pass"], runs)
+    help_ms = _wall_ms([*feedloom_cmd(), "--help"], runs)
+    baseline, base_top, _ = _importtime(["-c", "pass"])
+    interpreter = {name for name, _ in base_top}
+    import_cli = min(_importtime(["-c", "import crawler.cli"])[0] for _ in range(3)) - baseline
+    parse_ms = _wall_ms([*feedloom_cmd(), "parse", str(feed_file)], runs)
+    code = "import sys; from crawler.cli import main; sys.argv = ['feedloom', 'parse', sys.argv[1]]; main()"
+    total, top, stdout = _importtime(["-c", code, str(feed_file)])
+    return Startup(
+        python_wall_ms=python_ms,
+        help_wall_ms=help_ms,
+        import_cli_ms=import_cli,
+        parse_wall_ms=parse_ms,
+        parse_import_ms=total - baseline,
+        parse_entries=sum(1 for line in stdout.splitlines() if line.startswith("{")),
+        parse_top_imports=[(name, ms) for name, ms in top if name not in interpreter][:8],
+        feed_file=str(feed_file),
+    )
+
+
+# --- profiling -----------------------------------------------------------------------
+
+
+def profile_feedloom(corpus: Corpus, server: CorpusServer, work: Path, out: Path, log: Path) -> Path:
+    """A first crawl under pyinstrument: a call tree (text) and self-time per function (pstats)."""
+    if importlib.util.find_spec("pyinstrument") is None:
+        raise SystemExit("--profile needs pyinstrument: pip install pyinstrument")
+    db = work / "profile.db"
+    fresh_db(db)
+    feed_list = work / "feeds.toml"
+    run_checked([*feedloom_cmd(), "import", str(feed_list), "--db", str(db)], log)
+    session = out / "profile.pyisession"
+    crawl = [str(Path(feedloom_cmd()[0])), "crawl", "--all", "--allow-private", "--quiet", "--db", str(db)]
+    # Every 5 ms: the default 1 ms makes a session of gigabytes on a long crawl.
+    run_timed([sys.executable, "-m", "pyinstrument", "-i", "0.005", "-r", "pyisession", "-o", str(session), *crawl], log)
+    tree = out / "profile.txt"
+    run_checked([sys.executable, "-m", "pyinstrument", "--load", str(session), "-r", "text", "--no-color",
+                 "-p", "processor_options.filter_threshold=0.005", "-o", str(tree)], log)
+    stats = out / "profile.pstats"
+    run_checked([sys.executable, "-m", "pyinstrument", "--load", str(session), "-r", "pstats", "-o", str(stats)], log)
+    (out / "profile-self.txt").write_text(self_time_table(stats), "utf-8")
+    return tree
+
+
+def self_time_table(pstats_file: Path, limit: int = 30) -> str:
+    """Functions by their own (self) time, as a share of the whole run."""
+    import pstats
+
+    stats = pstats.Stats(str(pstats_file))
+    rows = stats.stats  # type: ignore[attr-defined]
+    total = sum(tt for (_, _, tt, _, _) in rows.values()) or 1.0
+    lines = [f"{'self %':>7} {'self s':>8} {'cum s':>8}  function"]
+    for (filename, line, name), (_, _, tt, ct, _) in sorted(rows.items(), key=lambda kv: -kv[1][2])[:limit]:
+        short = _short_path(filename)
+        lines.append(f"{100 * tt / total:6.1f}% {tt:8.2f} {ct:8.2f}  {name} ({short}:{line})")
+    return "\n".join(lines) + "\n"
+
+
+def _short_path(filename: str) -> str:
+    for marker in ("site-packages/", "/lib/python3"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    try:
+        return str(Path(filename).relative_to(PROJECT))
+    except ValueError:
+        return filename
+
+
+# --- the report ----------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": str(os.cpu_count() or "?"),
+        "cpu": cpu or platform.processor() or "?",
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+    }
+
+
+def _fmt(value: float, digits: int = 1) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def _pick(results: Results, tool: str, phase: str) -> Measurement | None:
+    return next((m for m in results.measurements if m.tool == tool and m.phase == phase), None)
+
+
+def render(results: Results, others: Sequence[Results] = ()) -> str:
+    ours1, ours2 = _pick(results, "feedloom", "first"), _pick(results, "feedloom", "unchanged")
+    theirs1, theirs2 = _pick(results, "reader", "first"), _pick(results, "reader", "unchanged")
+    m = results.machine
+    lines = [
+        f"### {results.feeds} feeds, {results.items:,} feed entries ({results.articles:,} distinct articles), "
+        f"{results.corpus_mb:.0f} MB, seed {results.seed}",
+        "",
+        f"Machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, {m['system']}. Command: `{results.command}`",
+        "",
+    ]
+    with_reader = theirs1 is not None
+    head = "| | feedloom |" + (" reader | feedloom vs reader | target |" if with_reader else "")
+    lines += [head, "|---|---:|" + ("---:|---:|---|" if with_reader else "")]
+
+    def row(label: str, ours: float | None, theirs: float | None, ratio: str = "", target: str = "", digits: int = 1) -> None:
+        cells = [label, _fmt(ours, digits) if ours is not None else "-"]
+        if with_reader:
+            cells += [_fmt(theirs, digits) if theirs is not None else "-", ratio, target]
+        lines.append("| " + " | ".join(cells) + " |")
+
+    def verdict(ok: bool) -> str:
+        return "**met**" if ok else "**not met**"
+
+    if ours1:
+        speed = ours1.entries_per_s / theirs1.entries_per_s if theirs1 and theirs1.entries_per_s else None
+        row("first crawl: wall s", ours1.wall_s, theirs1.wall_s if theirs1 else None, digits=2)
+        row("first crawl: CPU s (user+sys)", ours1.cpu_s, theirs1.cpu_s if theirs1 else None, digits=2)
+        row(
+            "first crawl: entries/s", ours1.entries_per_s, theirs1.entries_per_s if theirs1 else None,
+            f"{speed:.2f}x" if speed else "-",
+            (f">= 3x (stretch 5x): {verdict(speed >= 3)}" + (", stretch met" if speed >= 5 else "")) if speed else "",
+            digits=0,
+        )
+        ours_cpu_rate = ours1.processed / ours1.cpu_s if ours1.cpu_s else 0.0
+        theirs_cpu_rate = theirs1.processed / theirs1.cpu_s if theirs1 and theirs1.cpu_s else None
+        row("first crawl: entries per CPU s", ours_cpu_rate, theirs_cpu_rate,
+            f"{ours_cpu_rate / theirs_cpu_rate:.2f}x" if theirs_cpu_rate else "-",
+            "less sensitive to a busy machine" if theirs_cpu_rate else "", digits=0)
+        row("first crawl: peak RSS MB", ours1.peak_rss_mb, theirs1.peak_rss_mb if theirs1 else None,
+            f"{ours1.peak_rss_mb / theirs1.peak_rss_mb:.2f}x" if theirs1 else "",
+            f"<= {RSS_TARGET_MB:.0f} MB: {verdict(ours1.peak_rss_mb <= RSS_TARGET_MB)}")
+        row("entries stored", ours1.stored, theirs1.stored if theirs1 else None, "",
+            "we merge the shared items" if with_reader else "", digits=0)
+    if ours2:
+        faster = theirs2.wall_s / ours2.wall_s if theirs2 and ours2.wall_s else None
+        row("unchanged re-crawl: wall s", ours2.wall_s, theirs2.wall_s if theirs2 else None,
+            f"{faster:.2f}x as fast" if faster else "-",
+            f"no slower: {verdict(faster >= 1)}" if faster else "", digits=2)
+        row("unchanged re-crawl: CPU s", ours2.cpu_s, theirs2.cpu_s if theirs2 else None, digits=2)
+        row("unchanged re-crawl: peak RSS MB", ours2.peak_rss_mb, theirs2.peak_rss_mb if theirs2 else None, "",
+            f"<= {RSS_TARGET_MB:.0f} MB: {verdict(ours2.peak_rss_mb <= RSS_TARGET_MB)}")
+    lines.append("")
+    for meas in results.measurements:
+        status = "" if meas.returncode == 0 else f" **exit {meas.returncode}**"
+        responses = ", ".join(f"{k}: {v}" for k, v in meas.responses.items())
+        pages = meas.detail.get("pages_fetched") or meas.detail.get("pages_failed")
+        extra = f", article pages fetched {meas.detail.get('pages_fetched') or 0} / failed {meas.detail.get('pages_failed') or 0}" if pages else ""
+        lines.append(
+            f"- {meas.tool}, {meas.phase}: HTTP responses {responses or 'none'}{extra}; "
+            f"load average {meas.load:.1f} on {results.machine['nproc']} CPUs{status}"
+        )
+    if results.startup:
+        s = results.startup
+        tops = ", ".join(f"{name} {ms:.0f}" for name, ms in s.parse_top_imports[:6])
+        lines += [
+            "",
+            f"Start-up: `python -c pass` {s.python_wall_ms:.0f} ms; `feedloom --help` {s.help_wall_ms:.0f} ms; "
+            f"`import crawler.cli` {s.import_cli_ms:.0f} ms (-X importtime); "
+            f"`feedloom parse` of one feed file ({s.parse_entries} entries) {s.parse_wall_ms:.0f} ms wall, "
+            f"of which imports {s.parse_import_ms:.0f} ms (heaviest, ms: {tops}).",
+        ]
+    scaling = sorted([results, *others], key=lambda r: r.feeds)
+    scaling = [r for r in scaling if _pick(r, "feedloom", "first")]
+    if len({r.feeds for r in scaling}) > 1:
+        lines += ["", "Peak RSS of `feedloom crawl` by corpus size:", "",
+                  "| feeds | feed entries | first crawl MB | unchanged re-crawl MB | first crawl entries/s |",
+                  "|---:|---:|---:|---:|---:|"]
+        firsts = []
+        for r in scaling:
+            a, b = _pick(r, "feedloom", "first"), _pick(r, "feedloom", "unchanged")
+            assert a is not None
+            firsts.append(a.peak_rss_mb)
+            lines.append(f"| {r.feeds:,} | {r.items:,} | {a.peak_rss_mb:.0f} | {b.peak_rss_mb:.0f} | {a.entries_per_s:,.0f} |"
+                         if b else f"| {r.feeds:,} | {r.items:,} | {a.peak_rss_mb:.0f} | - | {a.entries_per_s:,.0f} |")
+        growth = max(firsts) / min(firsts)
+        lines += ["", f"Largest / smallest peak RSS: {growth:.2f}x (flat within 20%: {verdict(growth <= RSS_FLAT)})."]
+    return "\n".join(lines) + "\n"
+
+
+def load_results(path: Path) -> Results | None:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    data["measurements"] = [Measurement(**m) for m in data["measurements"]]
+    if data.get("startup"):
+        data["startup"]["parse_top_imports"] = [tuple(t) for t in data["startup"]["parse_top_imports"]]
+        data["startup"] = Startup(**data["startup"])
+    return Results(**data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time `feedloom crawl` (first, then unchanged) and reader on the same corpus; write bench/out/results.md."""
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=main.__doc__)
+    parser.add_argument("--feeds", type=int, default=500, help="feeds in the corpus (default 500; 5000 checks RSS flatness)")
+    parser.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+    parser.add_argument("--skip-reader", action="store_true", help="do not measure reader even if it is installed")
+    parser.add_argument("--reader-workers", type=int, default=1, help="reader's update_feeds(workers=N) (default 1, its default)")
+    parser.add_argument("--skip-startup", action="store_true", help="do not measure `feedloom parse` start-up")
+    parser.add_argument("--profile", action="store_true", help="also profile a first crawl with pyinstrument")
+    parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "out", help="output folder (default bench/out)")
+    args = parser.parse_args(argv)
+
+    out: Path = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / f"work-{args.feeds}-{args.seed}"
+    work.mkdir(exist_ok=True)
+    log = work / "log.txt"
+    log.write_text("", "utf-8")
+    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+
+    say(f"corpus: {args.feeds} feeds, seed {args.seed} ...")
+    corpus = ensure_corpus(out / f"corpus-{args.feeds}-{args.seed}", args.feeds, args.seed)
+    say(f"  {corpus.items:,} entries, {corpus.articles:,} distinct articles, {corpus.bytes / 1e6:.0f} MB")
+    server = CorpusServer.for_corpus(corpus.root, list(corpus.feed_paths))
+    measurements: list[Measurement] = []
+    command = "python -m bench.run" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    with server:
+        say(f"serving at {server.url}; feedloom crawl (first, then unchanged) ...")
+        measurements += bench_feedloom(corpus, server, work, log)
+        _say_measurements(say, measurements[-2:])
+        if not args.skip_reader:
+            if importlib.util.find_spec("reader") is None:
+                say("reader is not installed (pip install -e '.[bench]'): measuring feedloom alone")
+            else:
+                say("reader update_feeds (first, then unchanged) ...")
+                measurements += bench_reader(corpus, server, work, log, args.reader_workers)
+                _say_measurements(say, measurements[-2:])
+        if args.profile:
+            say("profiling a first crawl with pyinstrument ...")
+            tree = profile_feedloom(corpus, server, work, out, log)
+            say(f"  {tree} and {out / 'profile-self.txt'}")
+    startup = None
+    if not args.skip_startup:
+        say("start-up of `feedloom parse` ...")
+        startup = measure_startup(corpus.root_path / corpus.feed_paths[0].lstrip("/"))
+    results = Results(
+        feeds=corpus.feeds, seed=corpus.seed, items=corpus.items, articles=corpus.articles,
+        corpus_mb=corpus.bytes / 1e6, machine=machine(), command=command, measurements=measurements,
+        startup=startup, started_at=time.strftime("%Y-%m-%d %H:%M:%S"),
+    )
+    (out / f"results-{corpus.feeds}-{corpus.seed}.json").write_text(json.dumps(asdict(results), indent=1), "utf-8")
+    others = [r for p in sorted(out.glob(f"results-*-{corpus.seed}.json"))
+              if (r := load_results(p)) is not None and r.feeds != corpus.feeds]
+    text = render(results, others)
+    (out / "results.md").write_text(text, "utf-8")
+    print(text)
+    failed = [m for m in measurements if m.returncode != 0]
+    for m in failed:
+        say(f"{m.tool} {m.phase} exited {m.returncode}: see {log}")
+    return 1 if failed else 0
+
+
+def _say_measurements(say: Any, measurements: Sequence[Measurement]) -> None:
+    for m in measurements:
+        say(f"  {m.tool} {m.phase}: {m.wall_s:.2f}s wall, {m.cpu_s:.2f}s CPU, {m.peak_rss_mb:.0f} MB, "
+            f"{m.stored:,} stored, {m.entries_per_s:,.0f} entries/s, exit {m.returncode}, responses {m.responses}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

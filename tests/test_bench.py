@@ -1,0 +1,168 @@
+"""The benchmark's corpus generator and server: deterministic, valid feeds, the promised mix (the benchmark itself is not run here)."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from urllib.error import HTTPError
+from urllib.parse import urlsplit
+
+import feedparser
+import pytest
+
+from bench.generate import MAX_BODY, MIN_BODY, MIN_CJK_CHARS, ensure_corpus, generate_corpus, load_corpus
+from bench.run import parse_importtime
+from bench.server import CorpusServer
+
+FEEDS = 40
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory):
+    return generate_corpus(tmp_path_factory.mktemp("corpus"), FEEDS, seed=7)
+
+
+@pytest.fixture(scope="module")
+def parsed(corpus):
+    # Unsanitized, so the bodies are the bytes the generator wrote.
+    return [
+        feedparser.parse(corpus.root_path / p.lstrip("/"), sanitize_html=False, resolve_relative_uris=False)
+        for p in corpus.feed_paths
+    ]
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((root / "feeds").iterdir())}
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_same_seed_gives_the_same_bytes(tmp_path, seed):
+    first = generate_corpus(tmp_path / "a", 6, seed=seed)
+    again = generate_corpus(tmp_path / "b", 6, seed=seed)
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    assert (again.items, again.shared_items, again.chinese_items) == (first.items, first.shared_items, first.chinese_items)
+
+
+def test_another_seed_gives_another_corpus(tmp_path):
+    generate_corpus(tmp_path / "a", 6, seed=1)
+    generate_corpus(tmp_path / "b", 6, seed=2)
+    assert _files(tmp_path / "a") != _files(tmp_path / "b")
+
+
+def test_every_feed_parses_with_its_item_count(corpus, parsed):
+    assert len(parsed) == FEEDS
+    for doc, expected in zip(parsed, corpus.items_per_feed):
+        assert not doc.bozo, doc.get("bozo_exception")
+        assert len(doc.entries) == expected
+        assert 20 <= expected <= 50
+
+
+def test_rss_and_atom_are_mixed(parsed):
+    versions = Counter(doc.version for doc in parsed)
+    assert set(versions) == {"rss20", "atom10"}
+    assert min(versions.values()) >= FEEDS // 3
+
+
+def _canonical(link: str) -> str:
+    return link.split("?", 1)[0]
+
+
+def test_about_ten_percent_of_items_appear_in_two_feeds(corpus, parsed):
+    feeds_per_article: dict[str, set[int]] = {}
+    for index, doc in enumerate(parsed):
+        for entry in doc.entries:
+            feeds_per_article.setdefault(_canonical(entry.link), set()).add(index)
+    items = sum(len(doc.entries) for doc in parsed)
+    shared = sum(1 for doc in parsed for e in doc.entries if len(feeds_per_article[_canonical(e.link)]) == 2)
+    assert max(len(feeds) for feeds in feeds_per_article.values()) == 2
+    assert 0.08 <= shared / items <= 0.12
+    assert shared == corpus.shared_items
+    assert len(feeds_per_article) == corpus.articles
+
+
+def test_shared_items_differ_in_tracking_parameters_somewhere(parsed):
+    links: dict[str, set[str]] = {}
+    for doc in parsed:
+        for entry in doc.entries:
+            links.setdefault(_canonical(entry.link), set()).add(entry.link)
+    assert any(len(variants) > 1 for variants in links.values())
+
+
+def test_about_thirty_percent_of_items_are_chinese(corpus, parsed):
+    items = [e for doc in parsed for e in doc.entries]
+    chinese = sum(1 for e in items if CJK.search(e.title))
+    assert 0.22 <= chinese / len(items) <= 0.38
+    assert chinese == corpus.chinese_items
+
+
+def test_bodies_are_realistic_html(parsed):
+    bodies = [e.content[0].value for doc in parsed for e in doc.entries]
+    sizes = [len(b.encode("utf-8")) for b in bodies]
+    assert min(sizes) >= MIN_BODY - 1 and max(sizes) <= MAX_BODY
+    joined = "\n".join(bodies)
+    for marker in ("<h2>", "<img src=", "data-src=", "utm_", "<ul>", "<blockquote>"):
+        assert marker in joined, marker
+
+
+def test_chinese_bodies_are_long_enough_not_to_read_as_summaries(parsed):
+    bodies = [e.content[0].value for doc in parsed for e in doc.entries if CJK.search(e.title)]
+    assert bodies and min(len(CJK.findall(b)) for b in bodies) >= MIN_CJK_CHARS
+
+
+def test_manifest_round_trips_and_is_reused(corpus):
+    assert load_corpus(corpus.root) == corpus
+    assert ensure_corpus(corpus.root, FEEDS, seed=7) == corpus
+
+
+def test_feed_urls_use_the_given_base(corpus):
+    urls = corpus.feed_urls("http://127.0.0.1:8123/")
+    assert urls[0] == "http://127.0.0.1:8123/feeds/000.xml"
+    assert len(set(urls)) == FEEDS
+
+
+def _get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+@pytest.mark.parametrize("validator", ["etag", "last_modified"])
+def test_server_answers_304_to_either_validator(corpus, validator):
+    path = corpus.feed_paths[3]
+    with CorpusServer.for_corpus(corpus.root, [path]) as server:
+        status, headers, body = _get(server.url + path)
+        assert status == 200 and body == (corpus.root_path / path.lstrip("/")).read_bytes()
+        sent = {"etag": {"If-None-Match": headers["ETag"]}, "last_modified": {"If-Modified-Since": headers["Last-Modified"]}}
+        status, _, body = _get(server.url + path, **sent[validator])
+        assert status == 304 and body == b""
+        assert server.take_counts() == {200: 1, 304: 1}
+
+
+def test_server_gzips_when_asked_and_404s_the_unknown(corpus):
+    path = corpus.feed_paths[0]
+    with CorpusServer.for_corpus(corpus.root, [path]) as server:
+        assert urlsplit(server.url).hostname == "127.0.0.1"
+        status, headers, body = _get(server.url + path, **{"Accept-Encoding": "gzip"})
+        assert status == 200 and headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(body) == (corpus.root_path / path.lstrip("/")).read_bytes()
+        assert _get(server.url + "/feeds/nope.xml")[0] == 404
+
+
+def test_parse_importtime_sums_top_level_modules():
+    stderr = (
+        "import time: self [us] | cumulative | imported package\n"
+        "import time:       100 |        100 |   _io\n"
+        "import time:       200 |       1500 | json\n"
+        "import time:      3000 |       3000 |     json.decoder\n"
+        "import time:       500 |       2500 | crawler.cli\n"
+    )
+    total, top = parse_importtime(stderr)
+    assert total == pytest.approx(4.0)
+    assert top == [("crawler.cli", 2.5), ("json", 1.5)]
