@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,8 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _HOST = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 _ATTRIBUTE = re.compile(r"^[a-z_:][a-z0-9_.:-]*$")
 
+logger = logging.getLogger(__name__)
+
 
 class RecipeError(ValueError):
     """A recipe file is unreadable or invalid; the message names the file and the key."""
@@ -79,6 +82,10 @@ class Recipe:
 def load_recipes(directory: str | Path | None = None) -> tuple[Recipe, ...]:
     """Every *.toml recipe in `directory` (default: <repo>/data/sites), sorted by file name."""
     folder = Path(directory) if directory is not None else DEFAULT_SITES_DIR
+    if directory is None and not folder.is_dir():
+        # Code running from a zipped egg (scrapyd) has no data/ beside it: crawl without recipes, and say how to fix it.
+        logger.warning("%s: no site recipes beside the code; set FEEDLOOM_SITES_DIR to use them", folder)
+        return ()
     if not folder.is_dir():
         raise RecipeError(f"{folder}: no such directory of site recipes")
     recipes: list[Recipe] = []
