@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
+from pipelines.lock import CrawlLocked, crawl_lock
 from pipelines.store import Store
 
-
-class CrawlLocked(RuntimeError):
-    """Another crawl holds this database."""
+__all__ = ["CrawlConfigError", "CrawlLocked", "CrawlOptions", "run_crawl"]
 
 
 class CrawlConfigError(RuntimeError):
@@ -56,35 +49,6 @@ def crawl_settings(options: CrawlOptions) -> Settings:
     return settings
 
 
-@contextmanager
-def crawl_lock(db_path: str, wait_s: float = 10.0) -> Iterator[None]:
-    """An advisory lock beside the database; the kernel releases it if the process dies."""
-    lock_path = Path(str(db_path) + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as handle:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "another process"
-                    raise CrawlLocked(
-                        f"another crawl is running on {db_path} ({holder}); waited {wait_s:g}s, not starting a second one"
-                    ) from None
-                time.sleep(0.2)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def run_crawl(options: CrawlOptions) -> dict[str, Any]:
     """Crawl the due feeds (or the chosen ones) and return the `crawls` row it recorded."""
     from crawler.spiders.feeds import FeedsSpider
@@ -99,6 +63,7 @@ def run_crawl(options: CrawlOptions) -> dict[str, Any]:
     with crawl_lock(options.db_path, options.lock_wait_s):
         Store.open(options.db_path).close()  # create and migrate before Scrapy starts
         settings.set("LOG_INSTALL_ROOT_HANDLER", bool(options.verbose), priority="cmdline")
+        settings.set("FEEDLOOM_LOCK_HELD", True, priority="cmdline")
         process = CrawlerProcess(settings)
         crawler = process.create_crawler(FeedsSpider)
         process.crawl(crawler)

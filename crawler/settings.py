@@ -15,9 +15,12 @@ CONCURRENT_REQUESTS_PER_DOMAIN = 4
 DOWNLOAD_DELAY = 0
 AUTOTHROTTLE_ENABLED = False
 # Feeds are small: a 1 GiB limit and a 3-minute timeout were made for trusted sites.
+# The size cap holds on the wire and again after gzip/deflate/br/zstd decompression (HttpCompressionMiddleware).
 DOWNLOAD_MAXSIZE = 16 * 1024 * 1024
 DOWNLOAD_WARNSIZE = 4 * 1024 * 1024
+# A deadline for the whole response, body included: a server dripping one byte a second cannot extend it.
 DOWNLOAD_TIMEOUT = 30
+# At most 10 redirects; a loop ends as a recorded error ("max redirections reached").
 REDIRECT_MAX_TIMES = 10
 # Failures are recorded and retried on the feed's own backoff schedule, not hammered now.
 RETRY_ENABLED = False
@@ -33,9 +36,12 @@ TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 FEED_EXPORT_ENCODING = "utf-8"
 
 DOWNLOADER_MIDDLEWARES = {
+    # Before RobotsTxtMiddleware (100): a refused URL never causes a robots.txt request either.
+    "crawler.middlewares.AddressGuardMiddleware": 90,
     "crawler.middlewares.ProxyMiddleware": 100,
-    "crawler.middlewares.AddressGuardMiddleware": 110,
     "crawler.middlewares.ConditionalGetMiddleware": 120,
+    # After DefaultHeadersMiddleware (400), which would put configured credentials back on a hop.
+    "crawler.middlewares.CrossOriginCredentialsMiddleware": 450,
 }
 
 ITEM_PIPELINES = {
@@ -61,8 +67,16 @@ FEEDLOOM_ALL_FEEDS = False
 FEEDLOOM_FEED_IDS: list[int] = []
 # Permit loopback and private addresses (`--allow-private`); tests and the demo need it.
 FEEDLOOM_ALLOW_PRIVATE = False
+# Host names (exactly as in URLs) that may resolve to internal addresses without --allow-private:
+# an intranet feed server; the security tests use "localhost" as their "public" first hop.
+# Every other host, including each redirect hop to another name, is still checked.
+FEEDLOOM_ALLOWED_HOSTS: list[str] = []
 # Send every request through this HTTP proxy (the offline demo serves its sites this way).
 FEEDLOOM_PROXY = ""
+# Seconds `scrapy crawl feeds` (and a scrapyd job) waits for another crawl of the same database.
+FEEDLOOM_LOCK_WAIT = 10.0
+# Set by `feedloom crawl`, which takes the database's crawl lock before Scrapy starts.
+FEEDLOOM_LOCK_HELD = False
 # Site recipes for article pages (one TOML file per site); empty means data/sites/.
 FEEDLOOM_SITES_DIR = ""
 # Default rules for cleaning entry HTML (widgets, bio markers, lazy images).

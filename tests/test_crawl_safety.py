@@ -85,3 +85,18 @@ def test_a_second_crawl_waits_then_exits_clearly(slow_server):
     assert "another crawl is running" in second.stderr and "Traceback" not in second.stderr
     (total, distinct), sightings, statuses = counts(db)
     assert total == distinct == FEEDS * ITEMS and statuses == ["finished"]
+
+
+def test_scrapy_crawl_respects_the_same_lock(slow_server):
+    _, db = slow_server
+    first = popen_crawl(db)
+    time.sleep(1.0)
+    second = subprocess.run(
+        [sys.executable, "-m", "scrapy", "crawl", "feeds", "-s", f"FEEDLOOM_DB={db}", "-s", "FEEDLOOM_LOCK_WAIT=1",
+         "-s", "FEEDLOOM_ALLOW_PRIVATE=1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    first.communicate(timeout=60)
+    assert "another crawl is running" in second.stderr
+    *_, statuses = counts(db)
+    assert statuses == ["finished"]

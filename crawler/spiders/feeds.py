@@ -19,6 +19,7 @@ from crawler.pages import complete_from_page, feed_side_hash, page_failed, page_
 from crawler.parsers.article import ArticleFields, ExtractError, extract_article
 from crawler.recipes import Recipe, load_recipes, recipe_for
 from crawler.timeutil import to_iso, utc_now
+from pipelines.lock import acquire_lock, release_lock
 from pipelines.store import Store, default_db_path
 
 
@@ -34,13 +35,18 @@ class FeedsSpider(scrapy.Spider):
         self.waiting: dict[str, list[EntryItem]] = {}
         self.pages_pending: dict[int, int] = {}
         self.held_fetches: dict[int, FeedFetch] = {}
+        self.lock: Any = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> FeedsSpider:
         spider: FeedsSpider = super().from_crawler(crawler, *args, **kwargs)
         settings = crawler.settings
         spider.recipes = load_recipes(settings.get("FEEDLOOM_SITES_DIR") or None)
-        store = Store.open(settings.get("FEEDLOOM_DB") or default_db_path())
+        db_path = settings.get("FEEDLOOM_DB") or default_db_path()
+        if not settings.getbool("FEEDLOOM_LOCK_HELD"):
+            # `scrapy crawl feeds` and scrapyd jobs take the lock `feedloom crawl` takes before starting Scrapy.
+            spider.lock = acquire_lock(db_path, settings.getfloat("FEEDLOOM_LOCK_WAIT", 10.0))
+        store = Store.open(db_path)
         try:
             if spider.feed_rows is None:
                 spider.feed_rows = store.due_feeds(
@@ -51,6 +57,11 @@ class FeedsSpider(scrapy.Spider):
         finally:
             store.close()
         return spider
+
+    def closed(self, reason: str) -> None:
+        if self.lock is not None:
+            release_lock(self.lock)
+            self.lock = None
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for feed in self.feed_rows or ():
