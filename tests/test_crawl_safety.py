@@ -42,8 +42,9 @@ def slow_server(tmp_path):
         for n in range(FEEDS):
             server.route(f"/feed{n}", Route(body=feed_body(n), delay_s=0.25, headers={"ETag": f'"{n}"'}))
         db = tmp_path / "feeds.db"
-        for n in range(FEEDS):
-            assert run_feedloom("add", f"{server.url}/feed{n}", "--db", str(db)).returncode == 0
+        feed_list = tmp_path / "feeds.toml"
+        feed_list.write_text("".join(f'[[feeds]]\nurl = "{server.url}/feed{n}"\n' for n in range(FEEDS)))
+        assert run_feedloom("import", str(feed_list), "--db", str(db)).returncode == 0
         yield server, db
 
 
