@@ -41,9 +41,9 @@ def crawled(tmp_path_factory):
     with ScriptedServer() as server:
         for path, route in CASES.items():
             server.route(path, route)
-        for path in CASES:
-            if path != "/moved":
-                assert run_feedloom("add", server.url + path, "--db", str(db)).returncode == 0
+        feed_list = db.parent / "feeds.toml"
+        feed_list.write_text("".join(f'[[feeds]]\nurl = "{server.url}{path}"\n' for path in CASES if path != "/moved"))
+        assert run_feedloom("import", str(feed_list), "--db", str(db)).returncode == 0
         started = datetime.now(timezone.utc)
         first = run_feedloom("crawl", "--db", str(db), "--allow-private", "-s", "DOWNLOAD_TIMEOUT=2")
         after_first = feeds(db)
