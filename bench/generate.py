@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
@@ -13,13 +14,14 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 # Bumped whenever the output for a given seed changes, so a cached corpus is regenerated.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 MANIFEST = "manifest.json"
 FEEDS_DIR = "feeds"
 
 MIN_ITEMS, MAX_ITEMS = 20, 50
 MIN_BODY, MAX_BODY = 2048, 8192  # bytes of UTF-8 body HTML
 MIN_CJK_CHARS = 700  # well above the 500 characters under which a Chinese body reads as a summary
+MIN_WORDS = 250  # and the 120 words under which an English one does
 CHINESE_SHARE = 0.30  # of feeds, and so of items, written in Chinese
 SHARED_SHARE = 0.10  # of item slots whose article also appears in a second feed
 ATOM_SHARE = 0.5
@@ -305,10 +307,11 @@ def _block(rng: random.Random, chinese: bool, site: str) -> str:
 def _body(rng: random.Random, chinese: bool, site: str, target: int) -> str:
     parts = [f"<p>{escape(_paragraph_text(rng, chinese, 2))}</p>"]
     size = len(parts[0].encode("utf-8"))
-    cjk = _cjk_count(parts[0])
-    # A full article, not a summary: Chinese text is 3 bytes a character, so a short Chinese body is
-    # grown past MIN_CJK_CHARS, else a crawler would rightly take it for a summary and fetch the page.
-    while size < target or (chinese and cjk < MIN_CJK_CHARS):
+    units = _text_units(parts[0], chinese)
+    least = MIN_CJK_CHARS if chinese else MIN_WORDS
+    # A full article, not a summary: a body with many images and lists, or in Chinese (3 bytes a
+    # character), is grown until its text is long enough that no crawler takes it for a summary.
+    while size < target or units < least:
         if rng.random() < 0.18:
             part = f"<h2>{escape(_sentence(rng, chinese).strip(' 。.'))[:60]}</h2>"
         else:
@@ -318,12 +321,19 @@ def _body(rng: random.Random, chinese: bool, site: str, target: int) -> str:
             break
         parts.append(part)
         size = grown
-        cjk += _cjk_count(part)
+        units += _text_units(part, chinese)
     return "\n".join(parts)
 
 
-def _cjk_count(text: str) -> int:
-    return sum(1 for c in text if "\u4e00" <= c <= "\u9fff")
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _text_units(html: str, chinese: bool) -> int:
+    """Characters of Chinese text, or words of English text, outside the tags."""
+    text = _TAG.sub(" ", html)
+    if chinese:
+        return sum(1 for c in text if "\u4e00" <= c <= "\u9fff")
+    return len(text.split())
 
 
 def _item_link(seed: int, article: Article, feed: int) -> str:

@@ -77,18 +77,16 @@ class Results:
 # --- running a child and measuring it ------------------------------------------------
 
 
-def run_timed(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None) -> tuple[int, float, float, float]:
+def run_timed(cmd: Sequence[str], log: Path) -> tuple[int, float, float, float]:
     """Run CMD to completion: (returncode, wall s, user+sys CPU s, peak RSS MB) of that child alone."""
-    with open(log, "ab") as out:
-        out.write(("$ " + " ".join(cmd) + "\n").encode())
-        out.flush()
-        started = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=PROJECT, env=env)
-        # wait4 gives this child's own rusage, unlike RUSAGE_CHILDREN which sums every child so far.
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    with open(log, "a", encoding="utf-8") as out:
+        out.write("$ " + " ".join(cmd) + "\n")
+    result = log.with_name("measure.json")
+    result.unlink(missing_ok=True)
+    # Through the small bench.measure process, so the peak RSS is the child's and not this process's.
+    subprocess.run([sys.executable, "-m", "bench.measure", str(result), str(log), "--", *cmd], cwd=PROJECT, check=True)
+    data = json.loads(result.read_text("utf-8"))
+    return int(data["returncode"]), float(data["wall_s"]), float(data["cpu_s"]), float(data["peak_rss_mb"])
 
 
 def run_checked(cmd: Sequence[str], log: Path) -> str:

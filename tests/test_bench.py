@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import sys
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -13,8 +14,8 @@ from urllib.parse import urlsplit
 import feedparser
 import pytest
 
-from bench.generate import MAX_BODY, MIN_BODY, MIN_CJK_CHARS, ensure_corpus, generate_corpus, load_corpus
-from bench.run import parse_importtime
+from bench.generate import MAX_BODY, MIN_BODY, MIN_CJK_CHARS, MIN_WORDS, ensure_corpus, generate_corpus, load_corpus
+from bench.run import parse_importtime, run_timed
 from bench.server import CorpusServer
 
 FEEDS = 40
@@ -108,9 +109,12 @@ def test_bodies_are_realistic_html(parsed):
         assert marker in joined, marker
 
 
-def test_chinese_bodies_are_long_enough_not_to_read_as_summaries(parsed):
-    bodies = [e.content[0].value for doc in parsed for e in doc.entries if CJK.search(e.title)]
-    assert bodies and min(len(CJK.findall(b)) for b in bodies) >= MIN_CJK_CHARS
+def test_bodies_are_long_enough_not_to_read_as_summaries(parsed):
+    entries = [e for doc in parsed for e in doc.entries]
+    chinese = [e.content[0].value for e in entries if CJK.search(e.title)]
+    english = [re.sub(r"<[^>]*>", " ", e.content[0].value) for e in entries if not CJK.search(e.title)]
+    assert chinese and min(len(CJK.findall(b)) for b in chinese) >= MIN_CJK_CHARS
+    assert english and min(len(b.split()) for b in english) >= MIN_WORDS
 
 
 def test_manifest_round_trips_and_is_reused(corpus):
@@ -166,3 +170,12 @@ def test_parse_importtime_sums_top_level_modules():
     total, top = parse_importtime(stderr)
     assert total == pytest.approx(4.0)
     assert top == [("crawler.cli", 2.5), ("json", 1.5)]
+
+
+def test_peak_rss_is_the_childs_own_not_the_runners(tmp_path):
+    ballast = bytearray(300 * 1024 * 1024)  # the runner holding a corpus in memory
+    ballast[::4096] = b"x" * len(ballast[::4096])  # touch every page so it is resident
+    code, wall, cpu, rss = run_timed([sys.executable, "-c", "x = bytearray(60 * 1024 * 1024)"], tmp_path / "log.txt")
+    assert code == 0 and wall > 0 and cpu > 0
+    assert 60 <= rss < 150
+    del ballast
