@@ -41,6 +41,7 @@ class LazyGroup(click.Group):
 
     lazy_commands = {
         "recipes": "crawler.cli_recipes:recipes",
+        "export": "crawler.cli_export:export",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
