@@ -38,6 +38,8 @@ FEED_EXPORT_ENCODING = "utf-8"
 DOWNLOADER_MIDDLEWARES = {
     # Before RobotsTxtMiddleware (100): a refused URL never causes a robots.txt request either.
     "crawler.middlewares.AddressGuardMiddleware": 90,
+    # Turns Scrapy's silent cancel of an over-size body into an error that says so.
+    "crawler.middlewares.SizeLimitMessageMiddleware": 95,
     "crawler.middlewares.ProxyMiddleware": 100,
     "crawler.middlewares.ConditionalGetMiddleware": 120,
     # After DefaultHeadersMiddleware (400), which would put configured credentials back on a hop.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -18,6 +18,9 @@ class Route:
     delay_s: float = 0.0  # before the status line
     drip_s: float = 0.0  # between bytes of the body: a server that never quite finishes
     honor_etag: bool = True
+    # When set, the body is these chunks instead, sent without a Content-Length: the client
+    # cannot know the size in advance and reads until the connection closes.
+    stream: Callable[[], Iterable[bytes]] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,16 @@ class ScriptedServer:
                 self.send_response(route.status)
                 for name, value in route.headers.items():
                     self.send_header(name, value)
+                if route.stream is not None:
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.close_connection = True
+                    try:
+                        for chunk in route.stream():
+                            self.wfile.write(chunk)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    return
                 if "Content-Length" not in route.headers:
                     self.send_header("Content-Length", str(len(route.body)))
                 self.end_headers()
