@@ -43,3 +43,16 @@ def corpus() -> Path:
             pytest.fail(f"FEEDLOOM_CORPUS is {value!r}, not a folder: CI must have the corpus (.ci/run sets it)")
         pytest.skip("FEEDLOOM_CORPUS is not set: the public corpus is not part of a user's clone")
     return Path(value)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The conformance table (tests/test_conformance.py), so that CI logs show the pass rate per corpus folder."""
+    from tests.conformance.summary import Tally, from_pytest_reports
+
+    results = from_pytest_reports(r for reports in terminalreporter.stats.values() for r in reports)
+    if not results:
+        return
+    tally = Tally().add_all(results)
+    terminalreporter.write_sep("=", "conformance against the public corpus")
+    terminalreporter.write_line(tally.table())
+    terminalreporter.write_line(tally.headline())

@@ -277,6 +277,22 @@ def test_normalize_title_is_idempotent(text: str, is_html: bool) -> None:
     assert "  " not in once
 
 
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("sa<!-- a comment -->fe", "safe"),  # a comment inside a word leaves the word whole
+        ("sa<!-- -- nonwhitespace >fe", "safe"),  # an SGML-style comment closed by a bare ">"
+        ("safe<!--", "safe"),  # a comment never closed runs to the end, as in a browser
+        ("safe<!-- the rest", "safe"),
+        ("sa<script>alert(1)</script>fe", "safe"),
+        ("one<p>two</p>", "one two"),  # block tags still separate words
+    ],
+)
+def test_normalize_title_drops_comments_and_scripts_whole(value: str, expected: str) -> None:
+    assert normalize_title(value) == expected
+    assert normalize_title(expected) == expected
+
 # --- authors ----------------------------------------------------------------
 
 

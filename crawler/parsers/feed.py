@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urljoin
 
 import feedparser
 
 from crawler.items import RawEntry, RawFeed
 from crawler.parsers.jsonfeed import looks_like_json, parse_json_feed
 from crawler.parsers.xmlguard import XmlRejected, defuse_xml
+from pipelines.metadata import normalize_title
 
 
 class FeedError(ValueError):
     """The input is not a usable feed; the message says why, for the user."""
 
 
-# Encodings that Python's codecs decode too strictly: GB2312 and GBK feeds routinely
-# carry characters only GB18030 (their superset) defines.
-_ENCODING_SUPERSETS = {b"gb2312": b"gb18030", b"gbk": b"gb18030", b"x-gbk": b"gb18030", b"gb_2312-80": b"gb18030"}
-_XML_DECL_ENCODING = re.compile(rb"""(<\?xml[^>]{0,200}?encoding\s*=\s*["'])([A-Za-z0-9._-]+)(["'])""", re.I)
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._-]+)", re.I)
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", re.I | re.S)
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -36,47 +35,178 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
         raise FeedError("empty response body")
     if looks_like_json(body, headers.get("content-type", "")):
         return parse_json_feed(body, url)
+    body = transcode_to_utf8(body, headers.get("content-type", ""))
     try:
         body = defuse_xml(_normalize_prolog(body))
     except XmlRejected as exc:
         raise FeedError(str(exc)) from None
-    headers = _normalize_charset_header(headers)
-    headers.setdefault("content-location", url)
+    # The body is UTF-8 now and says so: feedparser must not guess again (with a
+    # Content-Location but no Content-Type it would read any bytes as ISO-8859-1).
+    headers["content-type"] = "application/xml; charset=utf-8"
+    # feedparser gets no document URL: it would resolve atom:id and guids against it (an id is
+    # an identifier, not a link). xml:base still applies; we resolve links against the document.
+    location = headers.pop("content-location", "")
+    doc_base = urljoin(url, location) if url else location
     parsed = feedparser.parse(
         io.BytesIO(body),
         response_headers=headers,
         sanitize_html=False,  # our own sanitizer runs later, on every field
         resolve_relative_uris=False,  # the html stage resolves against xml:base itself
     )
-    return _to_raw_feed(parsed, url, body)
+    return _to_raw_feed(parsed, url, body, doc_base)
+
+
+def transcode_to_utf8(body: bytes, content_type: str = "") -> bytes:
+    """The document as UTF-8 bytes, its XML declaration saying so.
+
+    Order of evidence: a BOM (or the UTF-16/32 byte pattern of "<"); bytes that are
+    UTF-8 (a prolog or server that says otherwise is wrong far more often than such
+    bytes are a coincidence), also when a few stray bytes break it; the HTTP charset,
+    then the declared encoding, each only when the bytes decode with it; a detector
+    (chardet) for undeclared legacy encodings; then the declared encoding with
+    replacement characters; windows-1252 as the last resort.
+    """
+    bom_codec = _bom_codec(body)
+    if bom_codec is not None:
+        if bom_codec == "utf-8-sig":
+            text = _decode_mostly_utf8(body[len(_UTF8_BOM):])
+        else:
+            text = body.decode(bom_codec, errors="replace").lstrip("\ufeff")
+        return _declare_utf8(text.encode("utf-8"))
+    if _is_utf8(body):
+        return _declare_utf8(body) if _declared_encoding(body) not in (None, "utf-8", "utf8") else body
+    if _mostly_utf8(body):
+        return _declare_utf8(_decode_mostly_utf8(body).encode("utf-8"))
+    labels: list[str] = []
+    match = _CHARSET.search(content_type or "")
+    if match:
+        labels.append(match.group(1))
+    declared = _declared_encoding(body)
+    if declared:
+        labels.append(declared)
+    labels = [label for label in labels if label.lower() not in ("utf-8", "utf8")]
+    detected = _detect(body)
+    for label, errors in [*((label, "strict") for label in labels), (detected, "strict"), *((label, "replace") for label in labels)]:
+        text = _decode(body, label, errors) if label else None
+        if text is not None:
+            return _declare_utf8(text.encode("utf-8"))
+    return _declare_utf8(_decode_single_bytes(body).encode("utf-8"))
+
+
+# Decode with the superset a label's users actually produce: GB2312 and GBK feeds routinely carry
+# characters only GB18030 defines, and WHATWG maps the Latin-1 labels to windows-1252.
+_CODEC_SUPERSETS = {
+    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "gb_2312-80": "gb18030", "euc-cn": "gb18030",
+    "cp936": "gb18030", "big5": "big5hkscs", "shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932",
+    "x-sjis": "cp932", "euc-kr": "cp949", "ks_c_5601-1987": "cp949", "tis-620": "cp874", "iso-8859-11": "cp874",
+    "iso-8859-1": "cp1252", "iso8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "l1": "cp1252",
+    "us-ascii": "cp1252", "ascii": "cp1252", "iso-8859-9": "cp1254",
+}  # fmt: skip
+_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+_ASCII = re.compile(rb"^[\x00-\x7f]*$")
+_ASCII_BYTES = re.compile(rb"[\x00-\x7f]+")
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
+    rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _bom_codec(body: bytes) -> str | None:
+    if body.startswith(_UTF8_BOM):
+        return "utf-8-sig"
+    for prefix, codec in (
+        (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"), (b"<\x00\x00\x00", "utf-32-le"), (b"\x00\x00\x00<", "utf-32-be"),
+        (b"<\x00", "utf-16-le"), (b"\x00<", "utf-16-be"),
+    ):  # fmt: skip
+        if body.startswith(prefix):
+            return codec
+    return None
+
+
+def _is_utf8(body: bytes) -> bool:
+    if _ASCII.match(body):
+        return True
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _declared_encoding(body: bytes) -> str | None:
+    match = _DECLARED_ENCODING.match(body[:300])
+    return match.group(1).decode("ascii").lower() if match else None
+
+
+def _decode(body: bytes, label: str, errors: str = "strict") -> str | None:
+    """body decoded as `label` (or the superset its users mean); None if it is not that."""
+    name = label.strip().lower()
+    for codec in dict.fromkeys((_CODEC_SUPERSETS.get(name, name), name)):
+        try:
+            return body.decode(codec, errors)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return None
+
+
+def _mostly_utf8(body: bytes) -> bool:
+    """Non-ASCII bytes that are at least 3/4 valid UTF-8 sequences: UTF-8 with stray bytes.
+
+    Legacy CJK text forms valid-looking pairs now and then, but well under half its bytes.
+    """
+    non_ascii = len(_ASCII_BYTES.sub(b"", body))
+    valid = sum(len(m) for m in _UTF8_SEQUENCE.findall(body))
+    return valid > 0 and valid * 4 >= non_ascii * 3
+
+
+def _decode_mostly_utf8(body: bytes) -> str:
+    """UTF-8, each byte that breaks it read as windows-1252 (Latin-1 where that has no character)."""
+    view = memoryview(body)
+    out: list[str] = []
+    pos = 0
+    while pos < len(body):
+        try:
+            out.append(codecs.utf_8_decode(view[pos:], "strict", True)[0])
+            break
+        except UnicodeDecodeError as exc:
+            out.append(codecs.utf_8_decode(view[pos : pos + exc.start], "strict", True)[0])
+            out.append(_decode_single_bytes(body[pos + exc.start : pos + exc.end]))
+            pos += exc.end
+    return "".join(out)
+
+
+def _decode_single_bytes(data: bytes) -> str:
+    """windows-1252, the five bytes it leaves undefined read as Latin-1 (what browsers do)."""
+    text = data.decode("cp1252", errors="surrogateescape")
+    return _ESCAPED_BYTE.sub(lambda m: chr(ord(m.group()) - 0xDC00), text)
+
+
+def _detect(body: bytes) -> str | None:
+    try:
+        import chardet  # a dependency of readability-lxml; feedparser uses it too when present
+    except ImportError:  # pragma: no cover
+        return None
+    guess = chardet.detect(body[:65536])
+    label = guess.get("encoding")
+    return label if label and (guess.get("confidence") or 0) >= 0.5 else None
+
+
+def _declare_utf8(body: bytes) -> bytes:
+    match = _DECLARED_ENCODING.match(body[:300])
+    if match is None:
+        return body
+    return body[: match.start(1)] + b"utf-8" + body[match.end(1):]
 
 
 def _normalize_prolog(body: bytes) -> bytes:
-    """Whitespace before <?xml and GB2312 labels break strict parsers; fix both."""
+    """Whitespace before <?xml breaks strict parsers: the declaration must come first (the BOM is gone by now)."""
     stripped = body.lstrip()
-    if stripped.startswith(_UTF8_BOM):
-        stripped = stripped[len(_UTF8_BOM):].lstrip()
-        if stripped.startswith(b"<?xml"):
-            body = _UTF8_BOM + stripped
-    elif stripped.startswith(b"<?xml"):
-        body = stripped
-    match = _XML_DECL_ENCODING.search(body, 0, 300)
-    if match and match.group(2).lower() in _ENCODING_SUPERSETS:
-        body = body[: match.start(2)] + _ENCODING_SUPERSETS[match.group(2).lower()] + body[match.end(2):]
-    return body
+    return stripped if stripped.startswith(b"<?xml") else body
 
 
-def _normalize_charset_header(headers: dict[str, str]) -> dict[str, str]:
-    ctype = headers.get("content-type")
-    if ctype:
-        match = _CHARSET.search(ctype)
-        if match and match.group(1).lower().encode() in _ENCODING_SUPERSETS:
-            headers = dict(headers)
-            headers["content-type"] = ctype[: match.start(1)] + "gb18030" + ctype[match.end(1):]
-    return headers
-
-
-def _to_raw_feed(parsed: Any, url: str, body: bytes) -> RawFeed:
+def _to_raw_feed(parsed: Any, url: str, body: bytes, doc_base: str) -> RawFeed:
     feed = parsed.get("feed", {})
     entries = parsed.get("entries", [])
     version = parsed.get("version", "") or ""
@@ -94,18 +224,21 @@ def _to_raw_feed(parsed: Any, url: str, body: bytes) -> RawFeed:
         warnings.append(_describe(exc))
     raw_entries = []
     for index, item in enumerate(entries):
-        raw = _to_raw_entry(item, url, language)
+        raw = _to_raw_entry(item, doc_base, language)
         if not (raw.guid or raw.link or raw.title or raw.summary or raw.content):
             warnings.append(f"entry {index + 1} skipped: no id, link, title or content")
             continue
         raw_entries.append(raw)
     if entries and not raw_entries:
         raise FeedError("broken feed: no entry in it has an id, link, title or content")
-    author = feed.get("author_detail", {}).get("name") or feed.get("author") or None
+    name, email = _first_author(feed)
+    author = f"{name} <{email}>" if name and email else name or email
+    title_type = (feed.get("title_detail") or {}).get("type") or ""
     return RawFeed(
         url=url,
-        title=feed.get("title") or None,
-        link=feed.get("link") or None,
+        # feeds.title is shown as text: the same title rule as entries (tags, entities, whitespace)
+        title=normalize_title(feed.get("title"), is_html="html" in title_type) or None,
+        link=_absolute(doc_base, feed.get("link")),
         language=language,
         author=author,
         categories=tuple(_terms(feed.get("tags"))),
@@ -121,29 +254,60 @@ def _to_raw_entry(item: Any, feed_url: str, feed_language: str | None) -> RawEnt
     content, content_base, content_lang = _best_content(item)
     summary_detail = item.get("summary_detail") or {}
     title_detail = item.get("title_detail") or {}
-    author_detail = item.get("author_detail") or {}
-    author = author_detail.get("name") or item.get("author") or None
-    if author is None and item.get("authors"):
-        author = (item["authors"][0] or {}).get("name")
-    base = content_base or summary_detail.get("base") or title_detail.get("base") or feed_url
+    author, author_email = _first_author(item)
+    base = _absolute(feed_url, content_base or summary_detail.get("base") or title_detail.get("base")) or feed_url
     return RawEntry(
         guid=item.get("id") or None,
         guid_is_permalink=bool(item.get("guidislink")),
-        link=item.get("link") or None,
+        link=_absolute(feed_url, _alternate_link(item)),
         title=item.get("title"),
         title_type="html" if "html" in (title_detail.get("type") or "") else "text",
         author=author,
-        author_email=author_detail.get("email") or None,
+        author_email=author_email,
         published=item.get("published") or None,
         # feedparser answers `updated` with the published date when there is none; we want the truth.
         updated=dict.get(item, "updated") or None,
         categories=tuple(_terms(item.get("tags"))),
         summary=item.get("summary") or None,
         content=content,
-        image_urls=tuple(_image_urls(item)),
+        image_urls=tuple(u for u in (_absolute(feed_url, u) for u in _image_urls(item)) if u),
         language=content_lang or summary_detail.get("language") or feed_language,
         base_url=base,
     )
+
+
+def _absolute(base: str, url: str | None) -> str | None:
+    """url resolved against the document (feedparser applied xml:base already); as given when that fails."""
+    if not url:
+        return None
+    try:
+        return urljoin(base, url) if base else url
+    except ValueError:
+        return url
+
+
+def _alternate_link(item: Any) -> str | None:
+    """The entry's rel="alternate" link: feedparser's `link` can be an enclosure that came later.
+
+    FeedBurner's <feedburner:origLink> comes first: the link beside it is a redirect
+    through feedproxy, while the original is what other feeds of the article carry.
+    """
+    original = item.get("feedburner_origlink")
+    if isinstance(original, str) and original.strip().lower().startswith(("http://", "https://")):
+        return original.strip()
+    for link in item.get("links") or ():
+        if isinstance(link, Mapping) and link.get("rel", "alternate") == "alternate" and link.get("href"):
+            return str(link["href"])
+    return item.get("link") or None
+
+
+def _first_author(obj: Any) -> tuple[str | None, str | None]:
+    """(name, email) of the first author: feedparser's author_detail is the last one it saw."""
+    for person in obj.get("authors") or ():
+        if isinstance(person, Mapping) and (person.get("name") or person.get("email")):
+            return person.get("name") or None, person.get("email") or None
+    detail = obj.get("author_detail") or {}
+    return detail.get("name") or obj.get("author") or None, detail.get("email") or None
 
 
 def _best_content(item: Any) -> tuple[str | None, str | None, str | None]:

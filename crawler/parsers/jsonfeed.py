@@ -48,7 +48,7 @@ def parse_json_feed(body: bytes, url: str) -> RawFeed:
         title=_text(data.get("title")),
         link=_text(data.get("home_page_url")),
         language=language,
-        author=feed_authors[0] if feed_authors else None,
+        author=_author_string(feed_authors[0]) if feed_authors else None,
         categories=(),
         version="json11" if version.endswith("1.1") else "json10" if version.endswith("1") else "json",
         entries=tuple(entries),
@@ -76,7 +76,8 @@ def _entry(item: dict[str, Any], feed_url: str, language: str | None) -> RawEntr
         link=_text(item.get("url")) or _text(item.get("external_url")),
         title=_text(item.get("title")),
         title_type="text",
-        author=authors[0] if authors else None,
+        author=authors[0][0] if authors else None,
+        author_email=authors[0][1] if authors else None,
         published=_date(item.get("date_published")),
         updated=_date(item.get("date_modified")),
         categories=tuple(t for t in (item.get("tags") or ()) if isinstance(t, str)) if isinstance(item.get("tags"), list) else (),
@@ -88,8 +89,9 @@ def _entry(item: dict[str, Any], feed_url: str, language: str | None) -> RawEntr
     )
 
 
-def _authors(obj: dict[str, Any]) -> list[str]:
-    out: list[str] = []
+def _authors(obj: dict[str, Any]) -> list[tuple[str | None, str | None]]:
+    """(name, email) of each author; JSON Feed has no e-mail field, so a `mailto:` url is the e-mail."""
+    out: list[tuple[str | None, str | None]] = []
     authors = obj.get("authors")
     if isinstance(authors, list):
         candidates = authors
@@ -98,9 +100,21 @@ def _authors(obj: dict[str, Any]) -> list[str]:
     else:
         candidates = []
     for author in candidates:
-        if isinstance(author, dict) and _text(author.get("name")):
-            out.append(str(author["name"]))
+        if not isinstance(author, dict):
+            continue
+        name = _text(author.get("name"))
+        url = (_text(author.get("url")) or "").strip()
+        email = None
+        if url.lower().startswith("mailto:"):
+            email = url[len("mailto:") :].split("?", 1)[0].strip() or None
+        if name or email:
+            out.append((name, email))
     return out
+
+
+def _author_string(person: tuple[str | None, str | None]) -> str | None:
+    name, email = person
+    return f"{name} <{email}>" if name and email else name or email
 
 
 def _text(value: Any) -> str | None:
