@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from crawler.items import RawEntry, RawFeed
 
 # Deeper nesting than this is never a feed; json.loads would recurse on it.
 MAX_NESTING = 64
+# A \ud800-style escape: json.loads turns a lone one into a surrogate no UTF-8 writer (the store) accepts.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def looks_like_json(body: bytes, content_type: str) -> bool:
@@ -22,9 +26,12 @@ def parse_json_feed(body: bytes, url: str) -> RawFeed:
     if _nesting_depth(body) > MAX_NESTING:
         raise FeedError("not a JSON Feed: nesting too deep")
     try:
-        data = json.loads(body.decode("utf-8-sig"))
+        text = body.decode("utf-8-sig")
+        data = json.loads(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise FeedError(f"not a JSON Feed: invalid JSON ({str(exc)[:120]})") from None
+    if _SURROGATE_ESCAPE.search(text):
+        data = _without_surrogates(data)
     if not isinstance(data, dict):
         raise FeedError("not a JSON Feed: the top level is not an object")
     version = _text(data.get("version")) or ""
@@ -64,7 +71,8 @@ def _entry(item: dict[str, Any], feed_url: str, language: str | None) -> RawEntr
         if text is not None:
             content = "".join(f"<p>{_escape(p)}</p>" for p in text.split("\n\n") if p.strip())
     images = [u for u in (_text(item.get("image")), _text(item.get("banner_image"))) if u]
-    for attachment in item.get("attachments") or ():
+    attachments = item.get("attachments")
+    for attachment in attachments if isinstance(attachments, list) else ():
         if isinstance(attachment, dict) and str(attachment.get("mime_type", "")).startswith("image/"):
             if _text(attachment.get("url")):
                 images.append(str(attachment["url"]))
@@ -115,6 +123,17 @@ def _authors(obj: dict[str, Any]) -> list[tuple[str | None, str | None]]:
 def _author_string(person: tuple[str | None, str | None]) -> str | None:
     name, email = person
     return f"{name} <{email}>" if name and email else name or email
+
+
+def _without_surrogates(value: Any) -> Any:
+    """The decoded JSON with every lone surrogate replaced by U+FFFD (nesting is already bounded)."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _text(value: Any) -> str | None:
