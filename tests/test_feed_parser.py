@@ -132,6 +132,13 @@ def test_ids_are_kept_as_given_while_links_resolve(guid: str) -> None:
     assert entry.link == "https://blog.example/feeds/posts/1"
 
 
+def test_an_xml_base_left_in_force_does_not_rewrite_the_next_id() -> None:
+    body = b"""<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><entry>
+      <content type="xhtml" xml:base="/.rss?limit=50"><div xmlns="http://www.w3.org/1999/xhtml">x</div></content>
+      <id>t3_42abcd</id><title>E</title><link href="https://blog.example/42"/></entry></feed>"""
+    assert parse_feed(body, URL).entries[0].guid == "t3_42abcd"
+
+
 def test_doctype_text_inside_cdata_is_content() -> None:
     body = b"<rss version='2.0'><channel><title>T</title><item><title>E</title><description><![CDATA[ <!DOCTYPE ]]></description></item></channel></rss>"
     (entry,) = parse_feed(body, URL).entries

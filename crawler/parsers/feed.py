@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import codecs
+import html
 import io
 import re
+from dataclasses import replace
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin
@@ -26,6 +28,12 @@ _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", r
 _UTF8_BOM = b"\xef\xbb\xbf"
 # feedparser flags these, but the feed is read correctly all the same.
 _HARMLESS = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
+# Bodies no parser should be asked to read as a feed, and what to call them in the error.
+_BINARY_MAGIC = (
+    (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"), (b"RIFF", "a RIFF file (WebP, WAV, AVI)"),
+    (b"%PDF", "a PDF document"), (b"PK\x03\x04", "a ZIP archive"), (b"\x1f\x8b", "gzip-compressed data"),
+)  # fmt: skip
+_BINARY_TYPES = ("image/", "audio/", "video/", "font/")
 
 
 def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> RawFeed:
@@ -35,6 +43,9 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
         raise FeedError("empty response body")
     if looks_like_json(body, headers.get("content-type", "")):
         return parse_json_feed(body, url)
+    binary = _binary_kind(body, headers.get("content-type", ""))
+    if binary:
+        raise FeedError(f"not a feed: the response is {binary}")
     body = transcode_to_utf8(body, headers.get("content-type", ""))
     try:
         body = defuse_xml(_normalize_prolog(body))
@@ -223,8 +234,14 @@ def _to_raw_feed(parsed: Any, url: str, body: bytes, doc_base: str) -> RawFeed:
     if parsed.get("bozo") and exc is not None and not isinstance(exc, _HARMLESS):
         warnings.append(_describe(exc))
     raw_entries = []
+    raw_ids: set[str] | None = None
     for index, item in enumerate(entries):
         raw = _to_raw_entry(item, doc_base, language)
+        if raw.guid and raw.guid.encode("utf-8", "surrogatepass") not in body:
+            # feedparser resolved the id against an xml:base (one it even keeps in force
+            # after the element that declared it): take back the id as the feed wrote it.
+            raw_ids = _raw_ids(body) if raw_ids is None else raw_ids
+            raw = replace(raw, guid=_unresolved(raw.guid, raw_ids))
         if not (raw.guid or raw.link or raw.title or raw.summary or raw.content):
             warnings.append(f"entry {index + 1} skipped: no id, link, title or content")
             continue
@@ -274,6 +291,22 @@ def _to_raw_entry(item: Any, feed_url: str, feed_language: str | None) -> RawEnt
         language=content_lang or summary_detail.get("language") or feed_language,
         base_url=base,
     )
+
+
+_RAW_ID = re.compile(rb"<(?:[\w.-]+:)?(?:id|guid)\b[^>]*>\s*(?:<!\[CDATA\[)?\s*([^<\]]+?)\s*(?:\]\]>)?\s*</", re.I)
+
+
+def _raw_ids(body: bytes) -> set[str]:
+    return {html.unescape(m.group(1).decode("utf-8", "replace")) for m in _RAW_ID.finditer(body)}
+
+
+def _unresolved(guid: str, raw_ids: set[str]) -> str:
+    """The id as written that resolves to `guid` (a relative reference is a suffix of its resolution)."""
+    if guid in raw_ids:
+        return guid
+    folded = guid.casefold()  # urljoin lower-cases the scheme: HTTP://x comes back as http://x
+    matches = [r for r in raw_ids if r and folded.endswith(r.lstrip("./").casefold())]
+    return max(matches, key=len) if matches else guid
 
 
 def _absolute(base: str, url: str | None) -> str | None:
@@ -350,14 +383,31 @@ def _image_urls(item: Any) -> list[str]:
 
 
 def _ttl_minutes(feed: Any) -> int | None:
-    ttl = feed.get("ttl")
-    if ttl and str(ttl).strip().isdigit():
-        return int(str(ttl).strip())
+    ttl = _small_int(feed.get("ttl"))
+    if ttl is not None:
+        return ttl
     period = (feed.get("sy_updateperiod") or "").strip().lower()
     minutes = {"hourly": 60, "daily": 1440, "weekly": 10080, "monthly": 43200, "yearly": 525600}.get(period)
     if minutes:
-        freq = str(feed.get("sy_updatefrequency") or "1").strip()
-        return max(1, minutes // int(freq)) if freq.isdigit() and int(freq) > 0 else minutes
+        freq = _small_int(feed.get("sy_updatefrequency") or "1")
+        return max(1, minutes // freq) if freq else minutes
+    return None
+
+
+def _small_int(value: Any) -> int | None:
+    """A count in ASCII digits, within reason: int() takes "²" for a digit and refuses 5,000 of them."""
+    text = str(value or "").strip()
+    return int(text) if re.fullmatch(r"[0-9]{1,9}", text) else None
+
+
+def _binary_kind(body: bytes, content_type: str) -> str | None:
+    """What a body plainly is when it is an image, a document or an archive rather than a feed."""
+    for magic, kind in _BINARY_MAGIC:
+        if body.startswith(magic):
+            return kind
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type.startswith(_BINARY_TYPES) and not body.lstrip().startswith(b"<"):
+        return media_type
     return None
 
 

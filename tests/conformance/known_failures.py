@@ -20,11 +20,6 @@ class KnownFailure:
 KNOWN_FAILURES: tuple[KnownFailure, ...] = (
     # --- our parser (feedparser underneath) ----------------------------------------------------
     KnownFailure(
-        "real-world/rss-parser/input/reddit-home.rss", "entries[[]*].guid",
-        "feedparser keeps a <content xml:base> in force after </content> and resolves the entry's later <id> against it: "
-        "reddit's ids come out as '/t3_…' instead of 't3_…' (stable across fetches, so identity is not affected)",
-    ),
-    KnownFailure(
         "rss/gofeed-parser/issue_217_enclosure_children.xml", "*",
         "feedparser reads the <media:title> inside an <enclosure> as the item's title, so the otherwise empty item is kept",
     ),
