@@ -234,13 +234,12 @@ def _to_raw_feed(parsed: Any, url: str, body: bytes, doc_base: str) -> RawFeed:
     if parsed.get("bozo") and exc is not None and not isinstance(exc, _HARMLESS):
         warnings.append(_describe(exc))
     raw_entries = []
-    raw_ids: set[str] | None = None
+    # feedparser resolves ids against xml:base (even one it keeps in force after the element
+    # that declared it): such ids are taken back as the feed wrote them.
+    raw_ids = _raw_ids(body) if b"xml:base" in body else None
     for index, item in enumerate(entries):
         raw = _to_raw_entry(item, doc_base, language)
-        if raw.guid and raw.guid.encode("utf-8", "surrogatepass") not in body:
-            # feedparser resolved the id against an xml:base (one it even keeps in force
-            # after the element that declared it): take back the id as the feed wrote it.
-            raw_ids = _raw_ids(body) if raw_ids is None else raw_ids
+        if raw_ids is not None and raw.guid:
             raw = replace(raw, guid=_unresolved(raw.guid, raw_ids))
         if not (raw.guid or raw.link or raw.title or raw.summary or raw.content):
             warnings.append(f"entry {index + 1} skipped: no id, link, title or content")
@@ -296,16 +295,26 @@ def _to_raw_entry(item: Any, feed_url: str, feed_language: str | None) -> RawEnt
 _RAW_ID = re.compile(rb"<(?:[\w.-]+:)?(?:id|guid)\b[^>]*>\s*(?:<!\[CDATA\[)?\s*([^<\]]+?)\s*(?:\]\]>)?\s*</", re.I)
 
 
-def _raw_ids(body: bytes) -> set[str]:
-    return {html.unescape(m.group(1).decode("utf-8", "replace")) for m in _RAW_ID.finditer(body)}
+def _raw_ids(body: bytes) -> dict[str, list[str]]:
+    """The ids and guids as written, by their last path segment (what a resolution keeps)."""
+    out: dict[str, list[str]] = {}
+    for m in _RAW_ID.finditer(body):
+        raw = html.unescape(m.group(1).decode("utf-8", "replace"))
+        out.setdefault(_last_segment(raw), []).append(raw)
+    return out
 
 
-def _unresolved(guid: str, raw_ids: set[str]) -> str:
+def _last_segment(value: str) -> str:
+    return value.casefold().rsplit("/", 1)[-1]
+
+
+def _unresolved(guid: str, raw_ids: dict[str, list[str]]) -> str:
     """The id as written that resolves to `guid` (a relative reference is a suffix of its resolution)."""
-    if guid in raw_ids:
+    candidates = raw_ids.get(_last_segment(guid), [])
+    if guid in candidates:
         return guid
     folded = guid.casefold()  # urljoin lower-cases the scheme: HTTP://x comes back as http://x
-    matches = [r for r in raw_ids if r and folded.endswith(r.lstrip("./").casefold())]
+    matches = [r for r in candidates if r and folded.endswith(r.lstrip("./").casefold())]
     return max(matches, key=len) if matches else guid
 
 
