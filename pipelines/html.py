@@ -1,0 +1,1245 @@
+"""Pure HTML normalization: strip site widgets, move the bio out, fix images and links, sanitize to an allow-list."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+from lxml import etree
+from lxml.cssselect import CSSSelector
+
+# How clean_html works, and why in this order
+# -------------------------------------------
+#  1. parse      lxml's HTML parser (libxml2): fast, and never gives up on broken markup.
+#  2. widgets    rules.remove_selectors and always-dangerous elements go first: their text must
+#                not be read as a bio or a boilerplate line, and the selectors need the class
+#                and id attributes that the sanitizer removes later.
+#  3. unwrap     tags outside the allow-list: block-like ones (<section>, WeChat's paragraphs)
+#                become <div> so that paragraphs do not run together; the others lose only the
+#                tag. Before the bio, so that a marker and its paragraphs wrapped in sibling
+#                <section>s become siblings.
+#  4. bio        the bio collection stops at the first boilerplate line, and only once the bio
+#                is gone do the copyright lines under it become the trailing run dropped below.
+#  5. lazy imgs  before links are made absolute, so that the URL taken from data-src is too.
+#  6. links      made absolute, then scheme-checked: joining first means "//host/x" is judged
+#                by its real scheme, and pixels and iframe hosts are judged on absolute URLs.
+#                Every <img> gets referrerpolicy="no-referrer" and loading="lazy" here, as
+#                plain attributes that nh3 keeps in order: nh3's own
+#                set_tag_attribute_values writes them in hash-map order, which changes from
+#                process to process, and stored HTML must be the same on every crawl.
+#  7. nesting    rebuilt where html5ever (inside nh3) or libxml2 (on a second pass) would read
+#                the tree back differently (a <div> in a <p>, a link in a link, cells outside
+#                rows, ...): a tree either parser rebuilds breaks idempotence.
+#  8. empties    removed after every step that can empty an element (a paragraph that held
+#                only a pixel).
+#  9. boilerplt  trailing lines, only now: a tracking pixel, a refused iframe or an empty
+#                block after the copyright line would hide it on the first pass and not the
+#                second. Then <div>s around a single block are unwrapped, and whitespace is
+#                folded last, because removing an element can bring two spaces together.
+# 10. nh3        the allow-list sanitizer is the security boundary and the serializer. The
+#                steps above already removed what it would remove, so it changes no structure
+#                (which keeps a second pass identical); it still catches whatever they missed.
+# 11. text       from the tree nh3 serialized, which nh3 leaves as it is: the search text is
+#                what is stored (a test checks text == extract_text(html) on random input).
+#
+# Policy decisions:
+# - data: URLs are dropped everywhere, data:image/... on <img src> included: inline images
+#   bloat every stored row, are not image URLs for CleanHtml.images, and allowing "data" in
+#   nh3's url_schemes would allow it on every href too.
+# - Relative URLs with no base_url to resolve them stay relative (they are harmless); a
+#   protocol-relative "//host/x" becomes https. An iframe needs an absolute URL on an
+#   allowed host. A link whose URL is refused (or a bare <a name>) becomes its text.
+# - Empty paragraphs, <p>&nbsp;</p> and <p><br></p> spacers included, are removed; table
+#   cells, <img>, <hr> and media elements never count as empty.
+# - Widget selectors, bio markers and boilerplate patterns only ever remove; a second pass finds
+#   nothing left to remove. Positional selectors (:last-child) would break that: do not use them.
+
+DEFAULT_RULES_PATH = Path(__file__).resolve().parent.parent / "data" / "html_rules.toml"
+
+_RULE_FIELDS = ("remove_selectors", "bio_markers", "boilerplate_patterns", "lazy_attributes", "iframe_hosts")
+
+
+@dataclass(frozen=True)
+class HtmlRules:
+    """What to strip and keep: site widgets, bio markers, boilerplate lines, lazy attributes, iframe hosts."""
+
+    remove_selectors: tuple[str, ...] = ()
+    bio_markers: tuple[str, ...] = ()
+    boilerplate_patterns: tuple[str, ...] = ()
+    lazy_attributes: tuple[str, ...] = ()
+    iframe_hosts: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Lists from a recipe become tuples: the rules must stay hashable (compiled once each).
+        for name in _RULE_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, str):
+                raise TypeError(f"HtmlRules.{name} must be a sequence of strings, not one string")
+            if not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
+
+
+@dataclass(frozen=True)
+class CleanHtml:
+    """A cleaned body: sanitized HTML, its plain text, the bio moved out of it, its image URLs."""
+
+    html: str
+    text: str
+    bio: str | None
+    images: tuple[str, ...]
+
+
+_EMPTY = CleanHtml(html="", text="", bio=None, images=())
+
+
+def rules_from_mapping(data: Mapping[str, Any]) -> HtmlRules:
+    """Rules from a parsed TOML table (a site recipe's [html] table or the defaults file)."""
+    unknown = sorted(set(data) - set(_RULE_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown html rule key(s): {', '.join(unknown)}")
+    values: dict[str, tuple[str, ...]] = {}
+    for name in _RULE_FIELDS:
+        raw = data.get(name, [])
+        if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+            raise ValueError(f"html rule {name!r} must be a list of strings")
+        values[name] = tuple(raw)
+    rules = HtmlRules(**values)
+    _compile(rules)  # an invalid selector or regex fails here, at load time, not mid-crawl
+    return rules
+
+
+def load_html_rules(path: str | Path) -> HtmlRules:
+    """Read rules from a TOML file: top-level keys, or an [html] table when there is one."""
+    with open(path, "rb") as handle:
+        data = tomllib.load(handle)
+    table = data.get("html", data)
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: [html] must be a table")
+    try:
+        return rules_from_mapping(table)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def merge_rules(base: HtmlRules, extra: HtmlRules) -> HtmlRules:
+    """The base rules plus extra's, in order, without repeats."""
+    merged = {
+        name: tuple(dict.fromkeys(getattr(base, name) + getattr(extra, name))) for name in _RULE_FIELDS
+    }
+    return HtmlRules(**merged)
+
+
+# --- the allow-list ----------------------------------------------------------------------------
+
+_ALLOWED_TAGS = frozenset(
+    "p br h1 h2 h3 h4 h5 h6 blockquote pre code em strong b i u s sub sup ul ol li dl dt dd "
+    "table thead tbody tfoot tr th td caption figure figcaption img picture source a hr span div "
+    "abbr cite q del ins mark small time video audio iframe".split()
+)
+_ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
+    "*": {"title", "lang", "dir"},
+    "a": {"href"},
+    # referrerpolicy and loading are set by _fix_links on every <img>, and restricted to
+    # those values in nh3 (tag_attribute_values).
+    "img": {"src", "srcset", "alt", "width", "height"},
+    "source": {"src", "srcset", "type", "media"},
+    "video": {"src", "poster", "controls", "width", "height"},
+    "audio": {"src", "controls"},
+    "iframe": {"src", "width", "height", "allowfullscreen"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+    "time": {"datetime"},
+    "blockquote": {"cite"},
+    "q": {"cite"},
+    "del": {"cite", "datetime"},
+    "ins": {"cite", "datetime"},
+    "ol": {"start"},
+}
+_IMG_SET_ATTRIBUTES = {"referrerpolicy": "no-referrer", "loading": "lazy"}
+
+# Removed with everything inside: never article text, or dangerous, whatever the rules say.
+_DROP_WITH_CONTENT = frozenset(
+    "script style noscript template svg math object embed applet param canvas head title meta "
+    "link base frame frameset noframes noembed xmp plaintext textarea select option optgroup "
+    "datalist input button keygen output dialog map area track".split()
+)
+# Outside the allow-list but block-like: kept as <div> so their paragraphs stay apart.
+_BLOCKISH = frozenset(
+    "section article header footer main aside nav address center details summary hgroup "
+    "fieldset legend form dir menu listing search".split()
+)
+_BLOCK = frozenset(
+    "p div h1 h2 h3 h4 h5 h6 blockquote pre ul ol li dl dt dd table thead tbody tfoot tr "
+    "caption figure figcaption hr body".split()
+) | _BLOCKISH
+# Start tags that close an open <p> in an HTML5 parser: a <p> holding one is rebuilt.
+_P_CLOSERS = frozenset(
+    "p div h1 h2 h3 h4 h5 h6 blockquote pre ul ol li dl dt dd table figure figcaption hr".split()
+)
+# HTML5 "special" elements: where the search for an open <li>/<dd>/<dt> to close stops.
+_SPECIAL = frozenset(
+    "blockquote body caption dd div dl dt figcaption figure h1 h2 h3 h4 h5 h6 hr iframe img li "
+    "ol p pre source table tbody td tfoot th thead tr ul br".split()
+)
+_HEADINGS = frozenset("h1 h2 h3 h4 h5 h6".split())
+# Void in HTML5, but libxml2 (an HTML4 parser) lets them hold what follows them.
+_VOIDS_LIBXML_FILLS = ("source", "track", "wbr", "embed", "keygen")
+_TABLE_PARTS = frozenset("thead tbody tfoot tr td th caption".split())
+_TABLE_SECTIONS = frozenset("table thead tbody tfoot".split())
+_TABLE_CHILDREN = {"table": frozenset("caption thead tbody tfoot tr".split()), "tr": frozenset({"td", "th"})}
+_HTML_SPACE = " \t\n\r\f"  # what an HTML5 parser leaves in place inside a table
+# Parent -> children at whose start tag libxml2 closes the parent (lxml 6.1 / libxml2 2.14;
+# tests/test_html.py checks this against the libxml2 actually installed).
+_LIBXML_CLOSES: dict[str, frozenset[str]] = {
+    parent: frozenset(children.split())
+    for parent, children in {
+        "a": "a table td th",
+        "b": "p td th",
+        "i": "p td th",
+        "u": "p td th",
+        "s": "p",
+        "small": "p",
+        "span": "td th",
+        "caption": "tbody tfoot thead tr",
+        "dd": "dt",
+        "dt": "dd dl",
+        "dl": "li",
+        "li": "li",
+        "ul": "pre",
+        "pre": "dd dl dt li table ul",
+        "h1": "li p table",
+        "h2": "li p table",
+        "h3": "li p table",
+        "h4": "li p table",
+        "h5": "li p table",
+        "h6": "li p table",
+        "p": " ".join(sorted(_P_CLOSERS)) + " caption tbody td tfoot th tr",
+        "tbody": "tbody tfoot",
+        "thead": "tbody tfoot",
+        "tfoot": "tbody",
+        "tr": "tbody tfoot tr",
+        "td": "tbody td tfoot th tr",
+        "th": "tbody td tfoot th tr",
+    }.items()
+}
+_LIBXML_CLOSING = tuple(sorted(frozenset().union(*_LIBXML_CLOSES.values())))
+_INLINE = frozenset("a b i u s small span em strong code sub sup abbr cite q del ins mark time".split())
+_MAX_NESTING_ROUNDS = 8
+# Content of their own: an element holding one is not empty. <br> is not content (a paragraph
+# holding only <br> is a spacer) but is never removed by itself.
+_KEEP_EMPTY = frozenset("img hr td th iframe video audio source".split())
+# Elements with no text of their own in extract_text.
+_NO_TEXT = _DROP_WITH_CONTENT | {"iframe", "video", "audio", "img", "picture", "source"}
+
+_URL_ATTRIBUTES = ("href", "src", "poster", "cite")
+_URL_TAGS = tuple(sorted(tag for tag, names in _ALLOWED_ATTRIBUTES.items() if names & {*_URL_ATTRIBUTES, "srcset"}))
+_WEB_SCHEMES = frozenset({"http", "https"})
+_LINK_SCHEMES = frozenset({"http", "https", "mailto"})
+
+_FOLD_RE = re.compile(r"[ \t\n\r\f]+")
+_TEXT_FOLD_RE = re.compile(r"\s+")
+_LINE_FOLD_RE = re.compile(r"[^\S\n]+")
+_INVISIBLE_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
+# Characters libxml2 cannot take (NUL, C0 controls, lone surrogates, non-characters).
+# C1 controls go too: invisible, and in feeds nearly always mojibake.
+_BAD_CHARS_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_URL_CTRL_RE = re.compile("[\x00-\x1f\x7f]")
+_URL_STRIP = "".join(map(chr, range(0x21)))  # C0 controls and space
+_FULL_DOC_RE = re.compile(r"\s*(?:<\?xml[^>]*>\s*)?<(?:!doctype|html|head|body)\b", re.IGNORECASE)
+# Everything str.strip() strips, plus zero-width characters: "no visible text".
+_SPACE_CHARS = (
+    " \t\n\r\f\v\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\u200b\u200c\u200d\u2060\ufeff"
+)
+
+_PLACEHOLDER_RE = re.compile(
+    r"placeholder|lazy|blank\.(?:gif|png)|gr[ae]y\.(?:gif|png)|spacer\.gif|pixel\.gif|"
+    r"transparent\.(?:gif|png)|loading\.(?:gif|svg)|1x1",
+    re.IGNORECASE,
+)
+_TRACKING_RE = re.compile(
+    r"^https?://(?:[^/?#]*\.)?(?:"
+    r"feeds\.feedburner\.com/~[rf]/|feedproxy\.google\.com/~[rf]/|feeds\.feedblitz\.com/~/i/|"
+    r"stats\.wordpress\.com/|pixel\.wp\.com/|(?:ssl\.|www\.)?google-analytics\.com/|"
+    r"[^/?#]*doubleclick\.net/|[^/?#]*scorecardresearch\.com/|pixel\.quantserve\.com/|"
+    r"[^/?#]*feedsportal\.com/|www\.facebook\.com/tr|bat\.bing\.com/|hm\.baidu\.com/|"
+    r"[^/?#]*\.cnzz\.com/|[^/?#]*amazon-adsystem\.com/|www\.assoc-amazon\.com/|medium\.com/_/stat)",
+    re.IGNORECASE,
+)
+_ICON_RE = re.compile(
+    r"(?:^|[/_.\-=])(?:icons?|avatars?|emojis?|emoticons?|favicons?|smilies|smiley|spacer|sprites?|"
+    r"gravatar|blank|pixel)(?:[/_.\-]|\d|$)|gravatar\.com/|/wp-includes/images/",
+    re.IGNORECASE,
+)
+_EMOJI_SRC_RE = re.compile(r"s\.w\.org/images/core/emoji/|/wp-includes/images/smilies/", re.IGNORECASE)
+_CSS_TINY_RE = re.compile(r"(?:^|;)\s*(?:width|height)\s*:\s*[01](?:\.0+)?(?:px)?\s*(?:;|$)|display\s*:\s*none", re.I)
+_DIMENSION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:px)?\s*$", re.IGNORECASE)
+_SIMPLE_SELECTOR_RE = re.compile(r"([.#]?)(-?[A-Za-z_][\w-]*)|(\[)([A-Za-z_][\w-]*)\]")
+_MARKER_SEPARATORS = ":：|｜-—– "
+_BOILERPLATE_MAX = 300
+_MIN_IMAGE_SIDE = 50
+
+
+# --- compiled rules ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    # Simple selectors (".class", "#id", "tag", "[attr]") are matched in one pass in Python;
+    # only the rest goes through cssselect's XPath, which costs a scan of the tree per selector.
+    remove_classes: frozenset[str]
+    remove_ids: frozenset[str]
+    remove_tags: frozenset[str]
+    remove_attributes: frozenset[str]
+    remove: CSSSelector | None
+    bio_marker: re.Pattern[str] | None  # any marker, spaces matching any whitespace run
+    bio_marker_max: int  # length of the longest marker
+    boilerplate: tuple[re.Pattern[str], ...]
+    lazy_src: tuple[str, ...]
+    lazy_srcset: tuple[str, ...]
+    iframe_hosts: tuple[str, ...]
+
+
+@lru_cache(maxsize=64)
+def _compile(rules: HtmlRules) -> _Compiled:
+    # Compiled once per rules object: a crawl cleans thousands of bodies with the same few rules.
+    simple: dict[str, set[str]] = {".": set(), "#": set(), "": set(), "[": set()}
+    complex_selectors = []
+    for selector in (s.strip() for s in rules.remove_selectors):
+        match = _SIMPLE_SELECTOR_RE.fullmatch(selector)
+        if match:
+            kind = match.group(1) if match.group(2) else "["
+            name = match.group(2) or match.group(4)
+            simple[kind].add(name if kind in ".#" else name.lower())
+        elif selector:
+            complex_selectors.append(selector)
+    remove = None
+    if complex_selectors:
+        try:
+            remove = CSSSelector(", ".join(complex_selectors), translator="html")
+        except Exception as exc:  # cssselect raises several unrelated types for bad selectors
+            raise ValueError(f"invalid CSS selector in {complex_selectors!r}: {exc}") from exc
+    patterns = []
+    for pattern in rules.boilerplate_patterns:
+        try:
+            patterns.append(re.compile(pattern, re.IGNORECASE))
+        except re.error as exc:
+            raise ValueError(f"invalid boilerplate pattern {pattern!r}: {exc}") from exc
+    lazy = tuple(a.strip().lower() for a in rules.lazy_attributes if a.strip())
+    return _Compiled(
+        remove_classes=frozenset(simple["."]),
+        remove_ids=frozenset(simple["#"]),
+        remove_tags=frozenset(simple[""]),
+        remove_attributes=frozenset(simple["["]),
+        remove=remove,
+        bio_marker=_marker_pattern(rules.bio_markers),
+        bio_marker_max=max((len(m.strip()) for m in rules.bio_markers), default=0),
+        boilerplate=tuple(patterns),
+        lazy_src=tuple(a for a in lazy if not a.endswith("srcset")),
+        lazy_srcset=tuple(a for a in lazy if a.endswith("srcset")),
+        iframe_hosts=tuple(h.strip().lower().lstrip(".") for h in rules.iframe_hosts if h.strip()),
+    )
+
+
+def _marker_pattern(markers: tuple[str, ...]) -> re.Pattern[str] | None:
+    words = [m.split() for m in markers if m.strip()]
+    if not words:
+        return None
+    alternatives = sorted((r"\s+".join(map(re.escape, w)) for w in words), key=len, reverse=True)
+    return re.compile("|".join(alternatives), re.IGNORECASE)
+
+
+@lru_cache(maxsize=1)
+def _xpaths() -> dict[str, etree.XPath]:
+    # Each is one walk of the tree in C instead of a Python loop with a generator per element.
+    closers = " or ".join(f"self::{tag}" for tag in sorted(_P_CLOSERS))
+    return {
+        "p_with_blocks": etree.XPath(f"descendant::p[descendant::*[{closers}]]"),
+        "nested_links": etree.XPath("descendant::a[ancestor::a]"),
+    }
+
+
+@lru_cache(maxsize=1)
+def _cleaner() -> nh3.Cleaner:
+    return nh3.Cleaner(
+        tags=set(_ALLOWED_TAGS),
+        clean_content_tags={"script", "style", "noscript", "template", "svg", "math", "object",
+                            "embed", "textarea", "select", "button", "title", "xmp", "noembed",
+                            "noframes", "applet"},
+        attributes={tag: set(names) for tag, names in _ALLOWED_ATTRIBUTES.items()},
+        # Not set_tag_attribute_values: nh3 adds those in hash-map order, which changes from
+        # process to process, and stored HTML must not change between crawls.
+        tag_attribute_values={"img": {name: {value} for name, value in _IMG_SET_ATTRIBUTES.items()}},
+        url_schemes=set(_LINK_SCHEMES),
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+
+
+def _fold(text: str) -> str:
+    return _TEXT_FOLD_RE.sub(" ", text)
+
+
+# The defaults, also kept as data (with comments) in data/html_rules.toml: built into the code
+# so that the module works where that file is absent (a scrapyd egg holds only the packages).
+# tests/test_html.py checks that the two say the same.
+DEFAULT_RULES: HtmlRules = HtmlRules(
+    remove_selectors=(
+        ".support-author", ".support-title", ".button--pay", ".reward", ".reward-box", ".article-reward",
+        ".dashang", ".donate", ".share", ".post-share", ".article-share", ".share-buttons",
+        ".social-share", ".sharedaddy", ".sd-sharing-enabled", ".wp-share",
+        ".addtoany_share_save_container", ".a2a_kit", ".shareaholic-canvas", "#jp-post-flair",
+        ".jp-relatedposts", ".related-posts", ".yarpp-related", ".crp_related", ".follow", ".follow-us",
+        ".qrcode", ".qr-code", "#js_pc_qr_code", ".feedflare", ".adsbygoogle", ".wordads-ad-wrapper",
+        ".screen-reader-text", ".more-link", "button", "form", "svg", "[hidden]",
+    ),
+    bio_markers=(
+        "#专栏作家#", "#专栏作者#", "作者简介", "作者介绍", "关于作者", "About the author",
+    ),
+    boilerplate_patterns=(
+        "本文.{0,120}?发布于.{0,60}?未经.{0,30}?禁止.{0,10}?转载", "题图(?:来自|来源|由|[:：]).{0,120}",
+        "The post .{1,300} appeared first on .{1,200}",
+    ),
+    lazy_attributes=(
+        "data-src", "data-original", "data-actualsrc", "data-lazy-src", "data-lazyload", "data-lazy",
+        "data-original-src", "data-echo", "data-srcset", "data-lazy-srcset",
+    ),
+    iframe_hosts=(
+        "youtube.com", "youtube-nocookie.com", "player.vimeo.com", "player.bilibili.com", "v.qq.com",
+        "player.youku.com", "w.soundcloud.com", "open.spotify.com",
+    ),
+)
+_compile(DEFAULT_RULES)  # fails at import, not mid-crawl, if an edit broke a selector or pattern
+
+
+# --- public functions --------------------------------------------------------------------------
+
+
+def clean_html(
+    html: str | bytes | None, *, base_url: str | None = None, rules: HtmlRules = DEFAULT_RULES
+) -> CleanHtml:
+    """Sanitize a stored body; return it with its plain text, the bio moved out, and its images."""
+    cleaned, bio, body = _clean(html, base_url, rules)
+    if not cleaned:
+        return CleanHtml(html="", text="", bio=bio, images=()) if bio else _EMPTY
+    # Read from the tree nh3 serialized, not from a parse of its output: nh3 changes no
+    # structure there (the tests check text == extract_text(html)), and a parse costs time.
+    images = tuple(
+        dict.fromkeys(
+            src
+            for img in body.iter("img")
+            if (src := img.get("src") or "") and _is_meaningful_image(src, img.get("width"), img.get("height"))
+        )
+    )
+    return CleanHtml(html=cleaned, text=_text_of(body), bio=bio, images=images)
+
+
+def normalize_html(
+    html: str | bytes | None, *, base_url: str | None = None, rules: HtmlRules = DEFAULT_RULES
+) -> str:
+    """clean_html(...).html; idempotent: normalize_html(normalize_html(x)) == normalize_html(x)."""
+    return _clean(html, base_url, rules)[0]
+
+
+def extract_text(html: str | bytes | None) -> str:
+    """Plain text of any HTML: one line per paragraph, heading, list item or <br>; no script text."""
+    body = _parse(html)
+    return _text_of(body) if body is not None else ""
+
+
+def find_cover_image(html: str | bytes | None, *, base_url: str | None = None) -> str | None:
+    """The first meaningful image: not a pixel, icon, avatar, emoji or anything under 50px."""
+    body = _parse(html)
+    if body is None:
+        return None
+    compiled = _compile(DEFAULT_RULES)
+    _drop_widgets(body, compiled)
+    base = _usable_base(base_url)
+    for img in body.iter("img"):
+        _fix_lazy(img, compiled)
+        src = _clean_url(img.get("src"), base, _WEB_SCHEMES)
+        if not src or _is_tracking(img, src):
+            continue
+        if _is_meaningful_image(src, img.get("width"), img.get("height")):
+            return src
+    return None
+
+
+# --- the pipeline ------------------------------------------------------------------------------
+
+
+def _clean(html: str | bytes | None, base_url: str | None, rules: HtmlRules) -> tuple[str, str | None, Any]:
+    """The sanitized HTML, the bio, and the cleaned tree the HTML was serialized from."""
+    body = _parse(html)
+    if body is None:
+        return "", None, None
+    compiled = _compile(rules)
+    base = _usable_base(base_url)
+    _drop_widgets(body, compiled)
+    _unwrap_disallowed(body)
+    bio, _ = _move_bio(body, compiled)
+    for el in list(body.iter("img", "iframe", "source", "video", "audio")):
+        _fix_lazy(el, compiled)
+        if el.tag == "img":
+            _replace_emoji(el)
+    _fix_links(body, base, compiled)
+    _fix_nesting(body)
+    if not _remove_empty(body):
+        return "", bio, None
+    _unwrap_wrappers(body)
+    # Only now, on the tree as a second pass will see it: empties gone, wrappers unwrapped.
+    while _drop_trailing_boilerplate(body, compiled):
+        # a bio marker may stand alone now that the line after it has gone
+        more, removed = _move_bio(body, compiled)
+        bio = "\n".join(part for part in (bio, more) if part) or None
+        if not _remove_empty(body):
+            return "", bio, None
+        _unwrap_wrappers(body)
+        if not removed:
+            break
+    _fold_whitespace(body)
+    body.attrib.clear()
+    serialized = etree.tostring(body, encoding="unicode", method="html", with_tail=False)
+    inner = serialized[len("<body>") : -len("</body>")]
+    cleaned: str = _cleaner().clean(inner) if inner else ""
+    return cleaned, bio, body
+
+
+def _parse(html: str | bytes | None) -> Any:
+    """The <body> element of html, or None when there is nothing usable. Never raises."""
+    if html is None:
+        return None
+    if isinstance(html, (bytes, bytearray)):
+        try:
+            html = bytes(html).decode("utf-8")
+        except UnicodeDecodeError:
+            html = bytes(html).decode("cp1252", errors="replace")
+    if not isinstance(html, str):
+        return None
+    html = _BAD_CHARS_RE.sub("", html.replace("\x0c", " "))
+    if not html.strip(_SPACE_CHARS):
+        return None
+    if not _FULL_DOC_RE.match(html):
+        # no closing tags: after an unclosed <iframe> or <textarea> they would be read as its text
+        html = "<html><body>" + html
+    # A parser is cheap to make and not safe to share between threads: one per call.
+    parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, recover=True)
+    try:
+        root = etree.fromstring(html, parser)
+    except Exception:  # libxml2 reports unusable input with several exception types
+        return None
+    if root is None:
+        return None
+    body = root.find("body")
+    if body is None and root.tag == "body":
+        body = root
+    if body is not None:
+        _unnest_voids(body)
+    return body
+
+
+def _unnest_voids(body: Any) -> None:
+    """Move out what libxml2 put inside HTML5 void elements it does not know as void.
+
+    libxml2 reads "<source>a<img>" as <source>a<img></source>; to a browser (and to html5ever)
+    the text and image follow the <source>. Left inside, they would be dropped with an
+    <embed>, skipped as text of a <source>, and read back differently on a second pass.
+    """
+    for el in list(body.iter(*_VOIDS_LIBXML_FILLS)):
+        if not el.text and not len(el):
+            continue
+        text, el.text = el.text, None
+        tail, el.tail = el.tail, None
+        anchor = el
+        for child in list(el):
+            anchor.addnext(child)  # the child's tail moves with it
+            anchor = child
+        el.tail = text
+        if tail:
+            anchor.tail = (anchor.tail or "") + tail
+
+
+def _drop_widgets(body: Any, compiled: _Compiled) -> None:
+    tags = _DROP_WITH_CONTENT | compiled.remove_tags
+    classes, ids, attributes = compiled.remove_classes, compiled.remove_ids, compiled.remove_attributes
+    doomed = []
+    for el in body.iter(etree.Element):
+        if el.tag in tags:
+            doomed.append(el)
+            continue
+        if classes:
+            names = el.get("class")
+            if names and not classes.isdisjoint(names.split()):
+                doomed.append(el)
+                continue
+        if ids and el.get("id") in ids:
+            doomed.append(el)
+        elif attributes and not attributes.isdisjoint(el.attrib):
+            doomed.append(el)
+    if compiled.remove is not None:
+        doomed.extend(el for el in compiled.remove(body) if el is not body)
+    for el in doomed:
+        _drop(el)
+    for el in body.iter("iframe", "video", "audio"):
+        # Fallback content: never shown by a browser that plays them, no line of the body (and
+        # raw text in an <iframe> to an HTML5 parser). Only a player's <source>s stay.
+        el.text = None
+        for child in list(el):
+            if child.tag != "source" or el.tag == "iframe":
+                el.remove(child)  # with its tail, which is fallback text too
+            else:
+                child.tail = None
+
+
+def _drop(el: Any) -> None:
+    """Remove el and what it holds, keeping its tail text; a no-op once it is detached."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    if el.tail:
+        _append_text_before(el, el.tail)
+    parent.remove(el)
+
+
+def _unwrap(el: Any) -> None:
+    """Remove the tag of el, keeping its text, children and tail in place."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    if el.text:
+        _append_text_before(el, el.text)
+    tail, el.tail = el.tail, None
+    for child in list(el):
+        el.addprevious(child)  # moves the child's tail with it; no index lookups, which are O(n)
+    if tail:
+        _append_text_before(el, tail)
+    parent.remove(el)
+
+
+def _append_text_before(el: Any, text: str) -> None:
+    previous = el.getprevious()
+    if previous is not None:
+        previous.tail = (previous.tail or "") + text
+    else:
+        parent = el.getparent()
+        parent.text = (parent.text or "") + text
+
+
+def _text_content(el: Any) -> str:
+    return "".join(el.itertext())
+
+
+def _unwrap_disallowed(body: Any) -> None:
+    for el in list(body.iter(etree.Element)):
+        tag = el.tag
+        if el is body or tag in _ALLOWED_TAGS:
+            continue
+        if tag in _BLOCKISH:
+            el.tag = "div"
+        else:
+            _unwrap(el)
+
+
+# --- bio and boilerplate -----------------------------------------------------------------------
+
+
+def _marker_rest(text: str, marker: re.Pattern[str]) -> str | None:
+    """None when text does not open a bio; else what follows the marker (often "")."""
+    stripped = text.strip(_SPACE_CHARS)
+    match = marker.match(stripped)
+    if match is None:
+        return None
+    rest = stripped[match.end() :]
+    if not rest.strip(_SPACE_CHARS + ":："):
+        return ""  # the marker alone, as a heading or paragraph
+    if rest.lstrip(_SPACE_CHARS)[:1] in (":", "："):
+        return _fold(rest).strip(_MARKER_SEPARATORS + _SPACE_CHARS)
+    return None  # "About the authors of this study ...": prose, not a marker
+
+
+def _move_bio(body: Any, compiled: _Compiled) -> tuple[str | None, bool]:
+    """Remove each bio marker and the paragraphs after it; their text, and whether any went."""
+    marker = compiled.bio_marker
+    lines: list[str] = []
+    removed = False
+    # Again until none is left: removing one can leave another marker standing alone.
+    while marker is not None and _move_one_bio_sweep(body, compiled, marker, lines):
+        removed = True
+    return "\n".join(line for line in lines if line) or None, removed
+
+
+def _move_one_bio_sweep(body: Any, compiled: _Compiled, marker: re.Pattern[str], lines: list[str]) -> bool:
+    found = False
+    for el in list(body.iter("p", "h1", "h2", "h3", "h4", "h5", "h6")):
+        first = (el.text or "").strip(_SPACE_CHARS)
+        if len(first) >= compiled.bio_marker_max and not marker.match(first):
+            continue  # the common case, decided without reading the whole paragraph
+        if not _attached(el, body):
+            continue
+        rest = _marker_rest(_text_content(el), marker)
+        if rest is None:
+            continue
+        if rest:
+            lines.append(rest)
+        taken = [el]
+        sibling = el.getnext()
+        while sibling is not None and sibling.tag in ("p", "div"):
+            text = _fold(_text_content(sibling)).strip(_SPACE_CHARS)
+            if text and (
+                _is_boilerplate(text, compiled)
+                or _marker_rest(text, marker) is not None
+                or any(True for _ in sibling.iter(*_HEADINGS, "hr", "table", "figure"))
+            ):
+                break
+            if text:
+                lines.append(_text_of(sibling))
+            taken.append(sibling)
+            sibling = sibling.getnext()
+        for item in taken:
+            _drop(item)
+        found = True
+    return found
+
+
+def _attached(el: Any, body: Any) -> bool:
+    node = el
+    while node is not None:
+        if node is body:
+            return True
+        node = node.getparent()
+    return False
+
+
+def _is_boilerplate(text: str, compiled: _Compiled) -> bool:
+    return len(text) <= _BOILERPLATE_MAX and any(p.match(text) for p in compiled.boilerplate)
+
+
+@dataclass
+class _Line:
+    """The last line of a body: one block element, or a run of inline content between blocks."""
+
+    # In document order: (element, None) for an element, (owner, "text" / "tail") for loose text.
+    pieces: list[tuple[Any, str | None]]
+
+    def text(self) -> str:
+        parts = [_text_content(el) if attr is None else getattr(el, attr) or "" for el, attr in self.pieces]
+        return _fold("".join(parts)).strip(_SPACE_CHARS)
+
+    def has_media(self) -> bool:
+        return any(True for el, attr in self.pieces if attr is None for _ in el.iter(*_KEEP_EMPTY))
+
+    def only_line_breaks(self) -> bool:
+        return all(attr is None and el.tag == "br" for el, attr in self.pieces)
+
+    def drop(self) -> None:
+        for el, attr in self.pieces:
+            if attr is not None:
+                setattr(el, attr, None)
+        for el, attr in self.pieces:
+            if attr is None:
+                _drop(el)
+
+
+def _holds_block(el: Any) -> bool:
+    return el.tag in _BLOCK or any(True for _ in el.iterdescendants(*_BLOCK))
+
+
+def _last_line(container: Any) -> _Line | None:
+    """The last line in container, read as a browser lays it out; None when it is empty.
+
+    Lines are found through any wrapper, so they are the same whether or not a wrapper is
+    unwrapped later: a second pass must see the same last line as the first.
+    """
+    pieces: list[tuple[Any, str | None]] = []
+    for child in reversed(list(container)):
+        if child.tail and child.tail.strip(_SPACE_CHARS):
+            pieces.append((child, "tail"))
+        if not _holds_block(child):
+            pieces.append((child, None))
+            continue
+        if pieces:
+            break  # the inline run after this block is the last line
+        if child.tag == "table" or not any(True for _ in child.iterdescendants(*_BLOCK)):
+            return _Line([(child, None)])
+        inner = _last_line(child)
+        return inner if inner is not None else _Line([(child, None)])  # emptied: drop it too
+    else:
+        if container.text and container.text.strip(_SPACE_CHARS):
+            pieces.append((container, "text"))
+    if not pieces:
+        return None
+    pieces.reverse()
+    return _Line(pieces)
+
+
+def _drop_trailing_boilerplate(body: Any, compiled: _Compiled) -> bool:
+    """Drop the boilerplate lines (and emptied wrappers) that end the body; True when any went."""
+    if not compiled.boilerplate:
+        return False
+    dropped = False
+    while (line := _last_line(body)) is not None:
+        if line.has_media():
+            break
+        text = line.text()
+        if text and not _is_boilerplate(text, compiled):
+            break
+        if not text and line.only_line_breaks():
+            break  # a line break at the end: not worth a pass of its own
+        line.drop()
+        dropped = True
+    return dropped
+
+
+# --- images and links --------------------------------------------------------------------------
+
+
+def _fix_lazy(el: Any, compiled: _Compiled) -> None:
+    """Take the real URL a lazy-loading script would have put in src / srcset."""
+    src = (el.get("src") or "").strip()
+    placeholder = not src or _is_placeholder(src)
+    if placeholder:
+        for name in compiled.lazy_src:
+            value = (el.get(name) or "").strip()
+            if value and not _is_placeholder(value):
+                el.set("src", value)
+                placeholder = False
+                break
+    if not el.get("srcset"):
+        for name in compiled.lazy_srcset:
+            value = (el.get(name) or "").strip()
+            if value:
+                el.set("srcset", value)
+                break
+    if placeholder and el.tag == "img" and el.get("srcset"):
+        best = _best_candidate(el.get("srcset"))
+        if best:
+            el.set("src", best)
+
+
+def _is_placeholder(src: str) -> bool:
+    lowered = src.lower()
+    return lowered.startswith("data:") or lowered == "about:blank" or bool(_PLACEHOLDER_RE.search(src))
+
+
+def _srcset_candidates(srcset: str) -> list[tuple[str, str]]:
+    """(url, descriptor) pairs, following the HTML srcset parsing rules (URLs may hold commas)."""
+    candidates = []
+    pos, end = 0, len(srcset)
+    while pos < end:
+        while pos < end and (srcset[pos].isspace() or srcset[pos] == ","):
+            pos += 1
+        start = pos
+        while pos < end and not srcset[pos].isspace():
+            pos += 1
+        url = srcset[start:pos]
+        descriptor = ""
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:
+            start = pos
+            while pos < end and srcset[pos] != ",":
+                pos += 1
+            descriptor = srcset[start:pos].strip()
+        if url:
+            candidates.append((url, descriptor))
+    return candidates
+
+
+def _best_candidate(srcset: str) -> str | None:
+    best: tuple[int, float, str] | None = None
+    for url, descriptor in _srcset_candidates(srcset):
+        rank = (0, 1.0)
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)([wx])", descriptor.lower())
+        if match:
+            rank = (1 if match.group(2) == "w" else 0, float(match.group(1)))
+        if best is None or rank > best[:2]:
+            best = (rank[0], rank[1], url)
+    return best[2] if best else None
+
+
+def _usable_base(base_url: str | None) -> str | None:
+    if not base_url or not isinstance(base_url, str):
+        return None
+    base = _URL_CTRL_RE.sub("", base_url.strip())
+    try:
+        parts = urlsplit(base)
+    except ValueError:
+        return None
+    return base if parts.scheme.lower() in _WEB_SCHEMES and parts.netloc else None
+
+
+def _clean_url(value: str | None, base: str | None, schemes: frozenset[str]) -> str | None:
+    """An absolute (or, without a base, unresolvable relative) URL with an allowed scheme, else None."""
+    if value is None:
+        return None
+    # Browsers drop leading/trailing C0 controls and spaces and every tab and newline, so
+    # "jav&#x09;ascript:" is javascript: to them; judge the URL the way they will read it.
+    url = value.strip(_URL_STRIP).replace("\t", "").replace("\n", "").replace("\r", "")
+    if not url or _URL_CTRL_RE.search(url):
+        return None
+    if url.startswith("//") and base is None:
+        url = "https:" + url
+    try:
+        if base is not None:
+            url = urljoin(base, url)
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        return None
+    if scheme:
+        return url if scheme in schemes else None
+    # Still relative: no base to resolve it. A "scheme" urlsplit refused (bad characters)
+    # is no scheme to a browser either, but reject anything that still looks like one.
+    head = url.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    return None if ":" in head else url
+
+
+def _clean_srcset(value: str, base: str | None) -> str | None:
+    parts = []
+    for url, descriptor in _srcset_candidates(value):
+        absolute = _clean_url(url, base, _WEB_SCHEMES)
+        if absolute:
+            parts.append(f"{absolute} {descriptor}".strip())
+    return ", ".join(parts) or None
+
+
+def _dimension(value: str | None) -> float | None:
+    if not value:
+        return None
+    match = _DIMENSION_RE.match(value)
+    return float(match.group(1)) if match else None
+
+
+def _is_tracking(img: Any, src: str) -> bool:
+    width, height = _dimension(img.get("width")), _dimension(img.get("height"))
+    if (width is not None and width <= 1) or (height is not None and height <= 1):
+        return True
+    style = img.get("style")
+    if style and _CSS_TINY_RE.search(style):
+        return True
+    return bool(_TRACKING_RE.match(src))
+
+
+def _is_meaningful_image(src: str, width: str | None, height: str | None) -> bool:
+    if not src.lower().startswith(("http://", "https://")) or _TRACKING_RE.match(src):
+        return False
+    try:
+        path = urlsplit(src).path
+    except ValueError:
+        return False
+    if _ICON_RE.search(path) or "gravatar.com/" in src.lower():
+        return False
+    w, h = _dimension(width), _dimension(height)
+    return not ((w is not None and w < _MIN_IMAGE_SIDE) or (h is not None and h < _MIN_IMAGE_SIDE))
+
+
+def _replace_emoji(img: Any) -> None:
+    # WordPress turns emoji into <img class="wp-smiley" alt="😀">: the character is the content.
+    classes = (img.get("class") or "").lower().split()
+    if "wp-smiley" in classes or "emoji" in classes or _EMOJI_SRC_RE.search(img.get("src") or ""):
+        alt = (img.get("alt") or "").strip()
+        img.tail = alt + (img.tail or "")
+        _drop(img)
+
+
+def _host_allowed(url: str, hosts: tuple[str, ...]) -> bool:
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return False
+    return bool(host) and any(host == h or host.endswith("." + h) for h in hosts)
+
+
+def _fix_links(body: Any, base: str | None, compiled: _Compiled) -> None:
+    # Only where the allow-list keeps a URL attribute; nh3 drops it everywhere else.
+    for el in body.iter(*_URL_TAGS):
+        tag = el.tag
+        for name in _URL_ATTRIBUTES:
+            value = el.get(name)
+            if value is None:
+                continue
+            schemes = _LINK_SCHEMES if (tag == "a" and name == "href") else _WEB_SCHEMES
+            url = _clean_url(value, base, schemes)
+            if url is None:
+                del el.attrib[name]
+            elif url != value:
+                el.set(name, url)
+        srcset = el.get("srcset")
+        if srcset is not None:
+            cleaned = _clean_srcset(srcset, base)
+            if cleaned is None:
+                del el.attrib["srcset"]
+            elif cleaned != srcset:
+                el.set("srcset", cleaned)
+    doomed, anchors = [], []
+    for el in body.iter("img", "iframe", "source", "a"):
+        tag = el.tag
+        if tag == "img":
+            src = el.get("src")
+            if not src or _is_tracking(el, src):
+                doomed.append(el)
+            for name, value in _IMG_SET_ATTRIBUTES.items():
+                # removed first so that they always come last, in this order
+                el.attrib.pop(name, None)
+                el.set(name, value)
+        elif tag == "iframe":
+            src = el.get("src")
+            if not src or not _host_allowed(src, compiled.iframe_hosts):
+                doomed.append(el)
+        elif tag == "source":
+            if not el.get("src") and not el.get("srcset"):
+                doomed.append(el)
+        elif not el.get("href"):
+            anchors.append(el)  # a named anchor or a link whose target was refused: just text
+    for el in anchors:
+        _unwrap(el)
+    for el in doomed:
+        _drop(el)
+
+
+# --- structure, empties, whitespace ------------------------------------------------------------
+
+
+def _fix_nesting(body: Any) -> None:
+    """Rebuild nesting that either parser would read back differently, until none is left.
+
+    The tree is serialized for nh3 (html5ever) and, on a second pass, parsed again by libxml2;
+    both close or move elements that the other keeps, and a tree either would rebuild makes
+    a second pass differ from the first. One round can expose another (unwrapping a stray
+    table cell lifts its <p> into a heading), hence the loop; it ends because every round
+    only removes tags or renames them to <div>.
+    """
+    xpaths = _xpaths()
+    for _ in range(_MAX_NESTING_ROUNDS):
+        changed = False
+        for el in xpaths["p_with_blocks"](body):
+            el.tag = "div"  # an HTML5 parser closes the <p> at the first block inside it
+            changed = True
+        nested = [h for h in body.iter(*_HEADINGS) if h.getparent().tag in _HEADINGS]
+        for el in nested + xpaths["nested_links"](body):
+            _unwrap(el)  # a heading in a heading, a link in a link: closed by the inner start tag
+            changed = True
+        for el in list(body.iter("li", "dd", "dt")):
+            if _reopens(el):
+                el.tag = "div"  # would close the open item it sits in
+                changed = True
+        changed = _fix_tables(body) or changed
+        for el in list(body.iter(*_LIBXML_CLOSING)):
+            parent = el.getparent()
+            if parent is None:
+                continue
+            if el.tag in _LIBXML_CLOSES.get(parent.tag, ()):
+                # libxml2 closes the parent when this child starts: drop the lesser tag
+                _unwrap(parent if parent.tag in _INLINE else el)
+                changed = True
+        if not changed:
+            return
+
+
+def _fix_tables(body: Any) -> bool:
+    changed = False
+    for el in list(body.iter(*_TABLE_PARTS)):
+        parent_tag = el.getparent().tag
+        if el.tag in ("td", "th"):
+            if parent_tag == "tr":
+                continue
+            if parent_tag in _TABLE_SECTIONS:
+                _wrap_cells(el)  # an HTML5 parser would imply the <tr>
+            else:
+                _unwrap(el)  # ignored outside a table row
+        elif el.tag == "tr":
+            if parent_tag in _TABLE_SECTIONS:
+                continue
+            _unwrap(el)
+        elif parent_tag == "table":
+            continue
+        else:
+            _unwrap(el)
+        changed = True
+    for table in list(body.iter("table")):
+        changed = _foster(table) or changed
+    return changed
+
+
+def _wrap_cells(cell: Any) -> None:
+    row = etree.Element("tr")
+    cell.addprevious(row)
+    while cell is not None and cell.tag in ("td", "th"):
+        following = cell.getnext()
+        row.append(cell)  # the tail moves with it
+        cell = following
+
+
+def _foster(table: Any) -> bool:
+    """Move what is not a table part out in front of the table, as an HTML5 parser does."""
+    changed = False
+    parts = [table] + [
+        part
+        for part in table.iter("thead", "tbody", "tfoot", "tr")
+        if next(part.iterancestors("table", "td", "th", "caption")) is table
+    ]
+    for part in parts:
+        wanted = _TABLE_CHILDREN.get(part.tag, ("tr",))
+        if part.text and part.text.strip(_HTML_SPACE):
+            _append_text_before(table, part.text)
+            part.text = None
+            changed = True
+        for child in list(part):
+            if child.tag in wanted:
+                if child.tail and child.tail.strip(_HTML_SPACE):
+                    _append_text_before(table, child.tail)
+                    child.tail = None
+                    changed = True
+                continue
+            tail, child.tail = child.tail, None
+            table.addprevious(child)
+            if tail and tail.strip(_HTML_SPACE):
+                _append_text_before(table, tail)
+            changed = True
+    return changed
+
+
+def _reopens(el: Any) -> bool:
+    same = ("li",) if el.tag == "li" else ("dd", "dt")
+    for node in el.iterancestors():
+        if node.tag in same:
+            return True
+        if node.tag in _SPECIAL and node.tag not in ("div", "p"):
+            return False
+    return False
+
+
+def _has_text(value: str | None) -> bool:
+    return bool(value) and bool(value.strip(_SPACE_CHARS))  # type: ignore[union-attr]
+
+
+def _remove_empty(body: Any) -> bool:
+    """Remove elements with no text and no media; False when nothing visible is left at all."""
+    has_content: dict[Any, bool] = {}
+    for el in reversed(list(body.iter(etree.Element))):
+        tag = el.tag
+        if tag in ("video", "audio"):
+            content = bool(el.get("src")) or any(True for _ in el.iter("source"))
+        else:
+            content = tag in _KEEP_EMPTY or _has_text(el.text) or any(
+                has_content.get(child, True) or _has_text(child.tail) for child in el
+            )
+        has_content[el] = content
+        if not content and el is not body and tag != "br":
+            if tag not in _BLOCK and _text_content(el):
+                # an inline element holding only a space: keep the space between its neighbours
+                el.tail = " " + (el.tail or "")
+            _drop(el)
+    return has_content[body]
+
+
+def _unwrap_wrappers(body: Any) -> None:
+    """Unwrap attribute-less <span>s, <div>s around a single block and the <div> around everything."""
+    for el in reversed(list(body.iter("div", "span"))):  # innermost first
+        children = list(el)
+        parent = el.getparent()
+        if parent is None or not all(_may_nest(parent.tag, child.tag) for child in children):
+            continue  # its children would then sit where a parser moves them out
+        if el.tag == "span":
+            if not el.get("lang") and not el.get("dir") and not el.get("title"):
+                _unwrap(el)
+        elif (
+            len(children) == 1
+            and children[0].tag in _BLOCK
+            and not _has_text(el.text)
+            and not _has_text(children[0].tail)
+        ):
+            _unwrap(el)
+    while len(body) == 1 and body[0].tag == "div" and not _has_text(body.text) and not _has_text(body[0].tail):
+        _unwrap(body[0])
+
+
+def _may_nest(parent: str, child: str) -> bool:
+    """Whether both parsers keep child directly inside parent (as far as the steps above need)."""
+    if child in _LIBXML_CLOSES.get(parent, ()):
+        return False
+    return not (parent in _HEADINGS and child in _HEADINGS)
+
+
+def _fold_whitespace(body: Any) -> None:
+    """Fold whitespace runs to one space outside <pre>; drop spaces a browser would not show."""
+    in_pre: set[Any] = set()
+    for pre in body.iter("pre"):
+        in_pre.update(pre.iterdescendants())
+        if pre.text:
+            # an HTML5 parser drops one newline right after <pre>: leave none there to drop
+            pre.text = pre.text.lstrip("\n") or None
+    # Pre-order: when an element is visited, the text before it (its previous sibling's tail or
+    # its parent's text) has already been folded, so trimming it here is final.
+    for el in body.iter(etree.Element):
+        if in_pre and el in in_pre:
+            continue
+        tag = el.tag
+        block = tag in _BLOCK
+        if el.text and tag != "pre":
+            text = _FOLD_RE.sub(" ", el.text)
+            if block:
+                text = text.lstrip(" ")
+                if len(el) == 0:
+                    text = text.rstrip(" ")
+            el.text = text or None
+        if el is body:
+            continue
+        if block or tag == "br":
+            previous = el.getprevious()
+            if previous is not None:
+                if previous.tail:
+                    previous.tail = previous.tail.rstrip(" ") or None
+            else:
+                parent = el.getparent()
+                if parent.text and parent.tag != "pre":
+                    parent.text = parent.text.rstrip(" ") or None
+        if el.tail:
+            tail = _FOLD_RE.sub(" ", el.tail)
+            if block or tag == "br":
+                tail = tail.lstrip(" ")
+            if el.getnext() is None and el.getparent().tag in _BLOCK:
+                tail = tail.rstrip(" ")
+            el.tail = tail or None
+
+
+# --- text --------------------------------------------------------------------------------------
+
+
+def _text_of(root: Any) -> str:
+    """Lines of text: one per block, list item or <br>; source newlines count only in <pre>."""
+    out: list[str] = []
+    # (element, closing, its content is inside <pre>, its tail is inside <pre>)
+    stack: list[tuple[Any, bool, bool, bool]] = [(root, False, root.tag == "pre", False)]
+    while stack:
+        el, closing, inner_pre, outer_pre = stack.pop()
+        tag = el.tag if isinstance(el.tag, str) else ""
+        tail = el.tail if el is not root else None
+        if closing:
+            if tag in _BLOCK:
+                out.append("\n")
+            elif tag in ("td", "th"):
+                out.append(" ")
+        elif not tag or tag in _NO_TEXT:
+            pass
+        elif tag == "br":
+            out.append("\n")
+        else:
+            if tag in _BLOCK:
+                out.append("\n")
+            if el.text:
+                out.append(el.text if inner_pre else _FOLD_RE.sub(" ", el.text))
+            stack.append((el, True, inner_pre, outer_pre))
+            # list() first: reversed() on an lxml element indexes children, O(n) each
+            stack.extend((child, False, inner_pre or child.tag == "pre", inner_pre) for child in reversed(list(el)))
+            continue
+        if tail:
+            out.append(tail if outer_pre else _FOLD_RE.sub(" ", tail))
+    text = _LINE_FOLD_RE.sub(" ", _INVISIBLE_RE.sub("", "".join(out)))
+    return "\n".join(line for line in (part.strip() for part in text.split("\n")) if line)
