@@ -1,0 +1,382 @@
+"""Full-text search over entries: a trigram FTS5 index that finds Chinese and English words of any length."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlite_utils import Database
+
+FTS_TABLE = "entries_fts"
+SOURCE_VIEW = "entries_fts_source"
+VOCAB_TABLE = "entries_fts_vocab"
+INSTANCE_TABLE = "entries_fts_instance"
+TRIGGERS = ("entries_fts_insert", "entries_fts_delete", "entries_fts_update")
+
+# Indexed columns of `entries` and their bm25 weights: a hit in the title counts most.
+COLUMNS = ("title", "content_text", "author", "categories")
+WEIGHTS = (10.0, 1.0, 5.0, 3.0)
+
+# Every indexed value gets two trailing spaces, so that each one- or two-character substring of the
+# text begins at least one trigram of the index. A short term is then found through the trigrams
+# that begin with it (see "searching" below): 电商 at the end of a title begins the trigram "电商 ".
+PAD = "  "
+TRIGRAM = 3
+
+Expand = Callable[[str], Sequence[str]]
+
+
+def _values(prefix: str) -> str:
+    return ", ".join(f"{prefix}{column} || '{PAD}'" for column in COLUMNS)
+
+
+_COLUMN_LIST = ", ".join(COLUMNS)
+_CHANGED = " OR ".join(f"old.{column} IS NOT new.{column}" for column in COLUMNS)
+
+# External content: the index stores no copy of the text. It reads it through this view, which adds
+# the padding, and the triggers hand it exactly the same padded values, so `rebuild`, `delete`,
+# snippet() and highlight() all see one and the same text.
+_SCHEMA = (
+    f"""CREATE VIEW IF NOT EXISTS {SOURCE_VIEW} AS
+        SELECT rowid AS entry_rowid, {', '.join(f"{c} || '{PAD}' AS {c}" for c in COLUMNS)} FROM entries""",
+    f"""CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(
+        {_COLUMN_LIST}, content='{SOURCE_VIEW}', content_rowid='entry_rowid', tokenize='trigram')""",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {VOCAB_TABLE} USING fts5vocab({FTS_TABLE}, 'row')",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {INSTANCE_TABLE} USING fts5vocab({FTS_TABLE}, 'instance')",
+    f"""CREATE TRIGGER IF NOT EXISTS {TRIGGERS[0]} AFTER INSERT ON entries BEGIN
+        INSERT INTO {FTS_TABLE} (rowid, {_COLUMN_LIST}) VALUES (new.rowid, {_values('new.')});
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS {TRIGGERS[1]} AFTER DELETE ON entries BEGIN
+        INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rowid, {_COLUMN_LIST}) VALUES ('delete', old.rowid, {_values('old.')});
+    END""",
+    # Crawls rewrite unchanged rows; the WHEN clause spares the index that work.
+    f"""CREATE TRIGGER IF NOT EXISTS {TRIGGERS[2]} AFTER UPDATE OF {_COLUMN_LIST} ON entries
+        WHEN {_CHANGED} BEGIN
+        INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rowid, {_COLUMN_LIST}) VALUES ('delete', old.rowid, {_values('old.')});
+        INSERT INTO {FTS_TABLE} (rowid, {_COLUMN_LIST}) VALUES (new.rowid, {_values('new.')});
+    END""",
+)
+
+_RANK = f"bm25({', '.join(str(w) for w in WEIGHTS)})"
+
+
+@contextmanager
+def _transaction(db: Database) -> Iterator[None]:
+    if db.conn.in_transaction:
+        yield
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def install_search(db: Database) -> None:
+    """Create the search index, its vocabulary and triggers where missing, and fill it if anything was missing."""
+    _install(db)
+
+
+def _install(db: Database) -> bool:
+    wanted = {FTS_TABLE, SOURCE_VIEW, VOCAB_TABLE, INSTANCE_TABLE, *TRIGGERS}
+    marks = ", ".join("?" for _ in wanted)
+    present = {row[0] for row in db.execute(f"SELECT name FROM sqlite_master WHERE name IN ({marks})", list(wanted))}
+    if present == wanted:
+        return False
+    with _transaction(db):
+        for sql in _SCHEMA:
+            db.execute(sql)
+        db.execute(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rank) VALUES ('rank', ?)", [_RANK])
+        # A trigger was missing, so the index may have missed writes: start it afresh.
+        db.execute(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}) VALUES ('rebuild')")
+    return True
+
+
+def rebuild_search(db: Database) -> None:
+    """Re-read every entry into the index (after a bulk load without triggers, or a table rebuild)."""
+    if _install(db):
+        return
+    with _transaction(db):
+        db.execute(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}) VALUES ('rebuild')")
+
+
+# -- queries -------------------------------------------------------------------
+
+_TOKEN = re.compile(r'"([^"]*)(?:"|$)|([^\s"]+)')
+
+
+def _clean(query: str) -> str:
+    # Lone surrogates (undecodable bytes from a shell) and NULs cannot reach SQLite as text.
+    return query.encode("utf-8", "replace").decode("utf-8").replace("\x00", " ")
+
+
+def parse_query(query: str) -> list[list[str]]:
+    """Split a query into groups of alternatives; every group must match, any term of a group may.
+
+    Words are separated by spaces; "double quotes" keep a phrase (spaces included) together;
+    an uppercase OR between two terms makes them alternatives. Every other character is literal.
+    """
+    tokens: list[tuple[str, bool]] = []
+    for quoted, bare in _TOKEN.findall(_clean(query)):
+        if bare:
+            tokens.append((bare, False))
+        elif quoted.strip():
+            tokens.append((" ".join(quoted.split()), True))
+    groups: list[list[str]] = []
+    join_next = False
+    for index, (text, quoted) in enumerate(tokens):
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        is_operator = (
+            text == "OR" and not quoted and bool(groups) and not join_next
+            and following is not None and following != ("OR", False)
+        )
+        if is_operator:
+            join_next = True
+            continue
+        if join_next:
+            if text not in groups[-1]:
+                groups[-1].append(text)
+        elif [text] not in groups:
+            groups.append([text])
+        join_next = False
+    return groups
+
+
+def fold(term: str) -> str:
+    """Lower-case the way the trigram tokenizer folds, one character for one character."""
+    return "".join(low if len(low := char.lower()) == 1 else char for char in term)
+
+
+def _phrase(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def build_match(query: str, expand: Expand | None = None) -> str | None:
+    """Turn a user's query into an FTS5 MATCH expression, or None when no entry can match it.
+
+    Each term is quoted, so FTS5 syntax in the query (", *, -, :, parentheses, NOT) is only text.
+    Terms of three characters or more are exact substrings for the trigram index. Shorter terms
+    cannot be trigram phrases; `expand` lists the indexed trigrams that begin with one, and the
+    term becomes their alternatives. Without `expand` a short term matches nothing.
+    """
+    groups: list[str] = []
+    for alternatives in parse_query(query):
+        parts: list[str] = []
+        for term in alternatives:
+            if len(term) >= TRIGRAM:
+                parts.append(_phrase(term))
+            elif expand is not None and (trigrams := list(expand(term))):
+                parts.append(_any([_phrase(t) for t in trigrams]))
+        if not parts:
+            return None
+        groups.append(_any(parts))
+    return " AND ".join(groups) or None
+
+
+def _any(parts: Sequence[str]) -> str:
+    return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+
+def expand_short_term(db: Database | sqlite3.Connection, term: str) -> list[str]:
+    """The trigrams in the index that begin with a one- or two-character term (case-folded)."""
+    rows = db.execute(f"SELECT term FROM {VOCAB_TABLE} WHERE term >= ? AND term < ?", list(_term_range(term))).fetchall()
+    return [row[0] for row in rows]
+
+
+def match_for(db: Database | sqlite3.Connection, query: str) -> str | None:
+    """build_match with the database's own vocabulary for short terms."""
+    return build_match(query, lambda term: expand_short_term(db, term))
+
+
+# -- searching ---------------------------------------------------------------------
+#
+# A MATCH with a short term expanded into its trigrams is exact, but bm25 then works through
+# hundreds of phrases for every matching row (seconds for a common word on 100,000 entries). So
+# search_entries uses that expansion only where a MATCH is required (build_match, datasette's
+# escape_fts) and otherwise finds short terms in `entries_fts_instance`: one row per occurrence of
+# each trigram, read for the trigram range that begins with the term. Its cost follows the term's
+# occurrences, and it tells in which column each one is, which is what ranks them.
+
+# A short term that occurs more often than this is ignored like a stop word: reading its
+# occurrences would take seconds, and it would match almost every entry anyway ("e", "的").
+MAX_SHORT_TERM_HITS = 500_000
+# Column weights for short-term occurrences, in step with WEIGHTS.
+_WEIGHT_SQL = "CASE col " + " ".join(f"WHEN '{c}' THEN {w}" for c, w in zip(COLUMNS, WEIGHTS)) + " ELSE 1.0 END"
+
+Params = list[Any]
+
+
+def _term_range(term: str) -> tuple[str, str]:
+    low = fold(term)
+    return low, low + "\U0010ffff"
+
+
+def short_term_hits(db: Database | sqlite3.Connection, term: str) -> int:
+    """How often a short term occurs in the index: the vocabulary's counts, cheap next to reading the occurrences."""
+    row = db.execute(f"SELECT sum(cnt) FROM {VOCAB_TABLE} WHERE term >= ? AND term < ?", list(_term_range(term))).fetchone()
+    return int(row[0] or 0)
+
+
+def search_groups(db: Database | sqlite3.Connection, query: str) -> list[list[str]]:
+    """parse_query, less the short terms too common to search (MAX_SHORT_TERM_HITS)."""
+    groups = []
+    for group in parse_query(query):
+        kept = [t for t in group if len(t) >= TRIGRAM or short_term_hits(db, t) <= MAX_SHORT_TERM_HITS]
+        if kept:
+            groups.append(kept)
+    return groups
+
+
+def _check_columns(columns: Sequence[str] | None) -> list[str]:
+    unknown = set(columns or ()) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"not an indexed column: {', '.join(sorted(unknown))}")
+    return list(columns or ())
+
+
+def _alternative(term: str, columns: list[str]) -> tuple[str, Params]:
+    """SQL giving (doc, weight) rows for the entries that contain one term."""
+    if len(term) >= TRIGRAM:
+        scope = "{" + " ".join(columns) + "} : " if columns else ""
+        sql = f"SELECT rowid AS doc, 1.0 AS weight FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?"
+        return sql, [scope + _phrase(term)]
+    sql = f"SELECT doc, {_WEIGHT_SQL} AS weight FROM {INSTANCE_TABLE} WHERE term >= ? AND term < ?"
+    params: Params = list(_term_range(term))
+    if columns:
+        sql += f" AND col IN ({', '.join('?' for _ in columns)})"
+        params += columns
+    return sql, params
+
+
+def _union(group: list[str], columns: list[str]) -> tuple[str, Params]:
+    parts = [_alternative(term, columns) for term in group]
+    return " UNION ALL ".join(sql for sql, _ in parts), [p for _, params in parts for p in params]
+
+
+def _candidates(groups: list[list[str]], columns: list[str], *, ranked: bool) -> tuple[str, Params]:
+    """SQL for the matching rowids, with a rank (lower is better) when `ranked`."""
+    long_groups = [g for g in groups if all(len(t) >= TRIGRAM for t in g)]
+    short_groups = [g for g in groups if g not in long_groups]
+    params: Params = []
+    if long_groups:
+        # bm25 over the long terms ranks; each short group narrows the rows FTS5 hands out in rank order.
+        scope = "{" + " ".join(columns) + "} : " if columns else ""
+        match = " AND ".join(scope + _any([_phrase(t) for t in g]) for g in long_groups)
+        sql = f"SELECT rowid{', rank' if ranked else ''} FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?"
+        params.append(match)
+        for group in short_groups:
+            union, union_params = _union(group, columns)
+            # `+rowid`: a bare rowid IN (...) would be handed to FTS5, which then runs the MATCH once per
+            # listed rowid and can no longer return rows in rank order.
+            sql += f" AND +rowid IN (SELECT doc FROM ({union}))"
+            params += union_params
+        return (sql + " ORDER BY rank" if ranked else sql), params
+    if not ranked:
+        parts = [_union(group, columns) for group in short_groups]
+        sql = " INTERSECT ".join(f"SELECT doc FROM ({union})" for union, _ in parts)
+        return f"SELECT DISTINCT doc AS rowid FROM ({sql})", [p for _, ps in parts for p in ps]
+    # Only short terms: score each group by its weighted occurrences, saturating like bm25 does,
+    # so that one hit in the title outweighs a few in the body.
+    joins = []
+    for index, group in enumerate(short_groups):
+        union, union_params = _union(group, columns)
+        joins.append(f"(SELECT doc, sum(weight) AS s FROM ({union}) GROUP BY doc) AS g{index}")
+        params += union_params
+    sql = "SELECT g0.doc AS rowid, -(" + " + ".join(f"g{i}.s / (g{i}.s + 2.0)" for i in range(len(joins))) + ") AS rank"
+    sql += " FROM " + joins[0] + "".join(f" JOIN {join} ON g{i}.doc = g0.doc" for i, join in enumerate(joins[1:], 1))
+    return sql + " ORDER BY rank, rowid DESC", params
+
+
+def matching_rowids(
+    db: Database | sqlite3.Connection, query: str, *, columns: Sequence[str] | None = None
+) -> list[int]:
+    """The rowids of every entry that matches the query, in no particular order."""
+    groups = search_groups(db, query)
+    if not groups:
+        return []
+    sql, params = _candidates(groups, _check_columns(columns), ranked=False)
+    return [row[0] for row in db.execute(sql, params).fetchall()]
+
+
+def search_entries(
+    db: Database | sqlite3.Connection,
+    query: str,
+    *,
+    limit: int = 20,
+    offset: int = 0,
+    marks: tuple[str, str] = ("[", "]"),
+    columns: Sequence[str] | None = None,
+    escape: Callable[[str], str] | None = None,
+) -> list[dict[str, Any]]:
+    """Entries matching the query, best first: id, title, url, author, published_at, snippet, rank.
+
+    rank is lower for better matches and compares only results of the same query. The snippet is
+    the body around the first match with `marks` around each term; `escape` (html.escape) makes it HTML.
+    `columns` limits the search to some of COLUMNS.
+    """
+    groups = search_groups(db, query)
+    if not groups or limit <= 0:
+        return []
+    sql, params = _candidates(groups, _check_columns(columns), ranked=True)
+    hits = db.execute(f"{sql} LIMIT ? OFFSET ?", [*params, limit, max(offset, 0)]).fetchall()
+    if not hits:
+        return []
+    marks_sql = ", ".join("?" for _ in hits)
+    rows = {
+        row[0]: row[1:]
+        for row in db.execute(
+            f"SELECT rowid, id, title, url, author, published_at, content_text FROM entries WHERE rowid IN ({marks_sql})",
+            [rowid for rowid, _ in hits],
+        ).fetchall()
+    }
+    terms = [term for group in groups for term in group]
+    results = []
+    for rowid, rank in hits:
+        if rowid not in rows:  # pragma: no cover - an index out of step; skip rather than fail
+            continue
+        entry_id, title, url, author, published_at, text = rows[rowid]
+        results.append({
+            "id": entry_id, "title": title, "url": url, "author": author, "published_at": published_at,
+            "snippet": make_snippet(text or "", terms, marks, escape=escape), "rank": rank,
+        })
+    return results
+
+
+def make_snippet(
+    text: str,
+    terms: Sequence[str],
+    marks: tuple[str, str] = ("[", "]"),
+    *,
+    width: int = 64,
+    escape: Callable[[str], str] | None = None,
+) -> str:
+    """About `width` characters of text around the first term found, every term in it marked.
+
+    Terms are found case-insensitively; `escape` (e.g. html.escape) is applied to the text, not the marks.
+    """
+    text = " ".join(text.split())
+    escape = escape or (lambda s: s)
+    folded = fold(text)
+    needles = sorted({fold(t) for t in terms if t}, key=len, reverse=True)
+    positions = [p for p in (folded.find(n) for n in needles) if p >= 0]
+    start = max(0, min(positions) - width // 4) if positions else 0
+    end = min(len(text), start + width)
+    out: list[str] = ["…"] if start > 0 else []
+    index = start
+    while index < end:
+        needle = next((n for n in needles if folded.startswith(n, index)), None)
+        if needle is None:
+            nxt = min([p for p in (folded.find(n, index, end) for n in needles) if p >= 0], default=end)
+            out.append(escape(text[index:nxt]))
+            index = nxt
+            continue
+        out.append(marks[0] + escape(text[index:index + len(needle)]) + marks[1])
+        index += len(needle)
+    if index < len(text):
+        out.append("…")
+    return "".join(out)

@@ -1,0 +1,440 @@
+"""Tests for pipelines.search: query parsing, MATCH building, the trigram index and its triggers."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlite_utils import Database
+
+import pipelines.search
+from pipelines.search import (
+    FTS_TABLE,
+    build_match,
+    fold,
+    install_search,
+    make_snippet,
+    match_for,
+    matching_rowids,
+    parse_query,
+    rebuild_search,
+    search_entries,
+    search_groups,
+)
+from pipelines.store import open_db
+
+# Our own texts: the titles and bodies a product/e-commerce column might carry.
+ENTRIES: dict[str, dict[str, Any]] = {
+    "cross-border": {
+        "title": "跨境电商的物流账本：东南亚仓配怎么算",
+        "author": "周屿",
+        "content_text": "做跨境电商的卖家都知道，东南亚的尾程配送比头程贵。本文拆开一张电商物流账单，看看钱花在哪里。",
+        "categories": ["电商", "物流"],
+    },
+    "title-ends": {
+        "title": "社区团购退潮之后的生鲜电商",
+        "author": "顾南乔",
+        "content_text": "补贴停下来以后，履约成本才露出真面目：冷链、损耗和最后一公里。",
+        "categories": ["生鲜"],
+    },
+    "body-once": {
+        "title": "表单设计的九个细节",
+        "author": "程野",
+        "content_text": "每多一个输入框，就多一分流失。下单页尤其如此，电商团队常常低估这一点。",
+        "categories": ["交互设计"],
+    },
+    "ai-cn": {
+        "title": "AI 客服在电商里的三个用法",
+        "author": "陆听澜",
+        "content_text": "智能客服上线三个月，我们把退货咨询交给了模型，把投诉留给了人。",
+        "categories": ["AI"],
+    },
+    "checkout": {
+        "title": "Checkout friction you cannot see in the funnel",
+        "author": "Maren Okafor",
+        "content_text": "Funnel charts show where people leave, not why. An AI assistant did not fix our checkout; "
+        "asking three buyers did.",
+        "categories": ["e-commerce", "analytics"],
+    },
+    "spec": {
+        "title": "Writing the one-page spec",
+        "author": "Maren Okafor",
+        "content_text": "Problem, who has it, what we will not build. The spec fits on one page or it is two specs.",
+        "categories": ["product"],
+    },
+    "syntax": {
+        "title": 'Notes on C++ "quotes" (and brackets)',
+        "author": "Ada Park",
+        "content_text": "An OR-gate: 50%*2 -- column:value NEAR(a b) ^start + end.",
+        "categories": ["code"],
+    },
+    "author-only": {
+        "title": "需求池越攒越多",
+        "author": "沈砚秋",
+        "content_text": "给需求做一次断舍离：先问它解决谁的什么问题。",
+        "categories": ["需求管理"],
+    },
+}
+
+
+def insert(db: Database, key: str, **fields: Any) -> None:
+    row = {"id": key, "url": f"https://example.org/{key}", "published_at": "2024-01-01T00:00:00Z", **fields}
+    if isinstance(row.get("categories"), list):
+        row["categories"] = json.dumps(row["categories"], ensure_ascii=False)
+    columns = ", ".join(row)
+    db.execute(f"INSERT INTO entries ({columns}) VALUES ({', '.join('?' for _ in row)})", list(row.values()))
+
+
+@pytest.fixture()
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = open_db(tmp_path / "feeds.db")
+    for key, fields in ENTRIES.items():
+        insert(database, key, **fields)
+    yield database
+    database.conn.close()
+
+
+def ids(db: Database, query: str, **kwargs: Any) -> list[str]:
+    return [row["id"] for row in search_entries(db, query, **kwargs)]
+
+
+def oracle(db: Database, query: str) -> set[str]:
+    """Entries where every group has a term that is a (case-folded) substring of one indexed column."""
+    groups = parse_query(query)
+    if not groups:
+        return set()
+    found = set()
+    for row in db.execute("SELECT id, title, content_text, author, categories FROM entries").fetchall():
+        columns = [fold(value) for value in row[1:] if value is not None]
+        if all(any(fold(term) in column for term in group for column in columns) for group in groups):
+            found.add(row[0])
+    return found
+
+
+# -- parsing -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "groups"),
+    [
+        ("电商", [["电商"]]),
+        ("  AI   电商 ", [["AI"], ["电商"]]),
+        ('"跨境 电商" 物流', [["跨境 电商"], ["物流"]]),
+        ('"unclosed phrase', [["unclosed phrase"]]),
+        ("电商 OR 物流 AI", [["电商", "物流"], ["AI"]]),
+        ("a OR b OR c", [["a", "b", "c"]]),
+        ("OR", [["OR"]]),
+        ("OR 电商", [["OR"], ["电商"]]),
+        ("电商 OR", [["电商"], ["OR"]]),
+        ("电商 OR OR 物流", [["电商"], ["OR", "物流"]]),
+        ("电商 or 物流", [["电商"], ["or"], ["物流"]]),
+        ('"OR" 电商', [["OR"], ["电商"]]),
+        ('"" "   " 电商 电商', [["电商"]]),
+        ('ab"cd ef"', [["ab"], ["cd ef"]]),
+        ("* - ( : ^", [["*"], ["-"], ["("], [":"], ["^"]]),
+        ("", []),
+        ("   ", []),
+    ],
+)
+def test_parse_query(query: str, groups: list[list[str]]) -> None:
+    assert parse_query(query) == groups
+
+
+@pytest.mark.parametrize("query", ["\x00电商", "电\udcff商", "\ud800"])
+def test_parse_query_drops_what_sqlite_cannot_take(query: str) -> None:
+    for group in parse_query(query):
+        for term in group:
+            term.encode("utf-8")
+            assert "\x00" not in term
+
+
+# -- building MATCH ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("跨境电商", '"跨境电商"'),
+        ("checkout funnel", '"checkout" AND "funnel"'),
+        ('say "hi there"', '"say" AND "hi there"'),
+        ("物流中心 OR checkout", '("物流中心" OR "checkout")'),
+        ("NEAR(abc def)", '"NEAR(abc" AND "def)"'),
+        ("col:value", '"col:value"'),
+        ("-foo*", '"-foo*"'),
+        ('abc"def ghi"', '"abc" AND "def ghi"'),
+        ('say "it\'s"', '"say" AND "it\'s"'),
+    ],
+)
+def test_build_match_quotes_every_term(query: str, expected: str) -> None:
+    assert build_match(query) == expected
+
+
+def test_build_match_expands_short_terms() -> None:
+    expand = {"电商": ["电商的", '电商"'], "AI": ["ai "]}.get
+    assert build_match("AI 电商", lambda t: expand(t) or []) == '"ai " AND ("电商的" OR "电商""")'
+
+
+@pytest.mark.parametrize("query", ["", "  ", '""', "电商"])
+def test_build_match_none_when_nothing_can_match(query: str) -> None:
+    assert build_match(query) is None
+
+
+def test_build_match_drops_an_alternative_that_cannot_match() -> None:
+    assert build_match("xy OR checkout") == '"checkout"'
+
+
+# -- the index in a database ---------------------------------------------------------
+
+
+def test_migration_installs_the_index(db: Database) -> None:
+    names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert {FTS_TABLE, "entries_fts_source", "entries_fts_vocab", "entries_fts_insert"} <= names
+    assert db.execute("SELECT name FROM _migrations WHERE name = '002_search'").fetchone()
+
+
+def test_install_search_is_idempotent(db: Database) -> None:
+    before = ids(db, "电商")
+    install_search(db)
+    install_search(db)
+    assert ids(db, "电商") == before
+    assert db.execute(f"SELECT count(*) FROM {FTS_TABLE}").fetchone()[0] == len(ENTRIES)
+
+
+def test_install_search_repairs_a_dropped_trigger(db: Database) -> None:
+    db.execute("DROP TRIGGER entries_fts_insert")
+    insert(db, "late", title="迟到的跨境电商周报", content_text="补录")
+    assert "late" not in ids(db, "跨境电商")
+    install_search(db)
+    assert "late" in ids(db, "跨境电商")
+
+
+def test_rebuild_search_restores_an_emptied_index(db: Database) -> None:
+    db.execute(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}) VALUES ('delete-all')")
+    assert ids(db, "跨境电商") == []
+    rebuild_search(db)
+    assert set(ids(db, "跨境电商")) == {"cross-border"}
+
+
+def test_install_search_on_a_bare_database() -> None:
+    db = Database(memory=True)
+    columns = ("url", "title", "author", "published_at", "categories", "content_text")
+    db["entries"].create({"id": str, **{name: str for name in columns}}, pk="id")
+    db["entries"].insert({"id": "x", "title": "私域复购的三个误会"})
+    install_search(db)
+    assert ids(db, "复购") == ["x"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("电商", {"cross-border", "title-ends", "body-once", "ai-cn"}),
+        ("跨境电商", {"cross-border"}),
+        ("checkout", {"checkout"}),
+        ("CHECKOUT", {"checkout"}),
+        ("AI 电商", {"ai-cn"}),
+        ("AI checkout", {"checkout"}),
+        ("砚秋", {"author-only"}),
+        ("物流", {"cross-border"}),
+        ("冷链 OR funnel", {"title-ends", "checkout"}),
+        ('"one page"', {"spec"}),
+        ('"page one"', set()),
+        ('"one-page spec"', {"spec"}),
+        ("商", {"cross-border", "title-ends", "body-once", "ai-cn"}),
+        ("C++", {"syntax"}),
+        ('"quotes"', {"syntax"}),
+        ("50%*2", {"syntax"}),
+        ("NEAR(a", {"syntax"}),
+        ("column:value", {"syntax"}),
+        ("OR-gate", {"syntax"}),
+        ("不存在的词", set()),
+        ("跨境电商 物流", {"cross-border"}),
+        ("跨境电商 冷链", set()),
+        ("电商 OR checkout", {"cross-border", "title-ends", "body-once", "ai-cn", "checkout"}),
+        ("Maren spec", {"spec"}),
+    ],
+)
+def test_search_finds(db: Database, query: str, expected: set[str]) -> None:
+    assert set(ids(db, query)) == expected == oracle(db, query)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ['"', '""', "*", "-", "OR", "AND", "NOT", "(", ")", ":", "^", "电商 -", '电商"', "(电商 OR", "NEAR(", "-电商*",
+     'title:电商', "电商 AND NOT 物流", "\x00", "\udcff", "电" * 300],
+)
+def test_search_never_raises(db: Database, query: str) -> None:
+    assert set(ids(db, query)) == oracle(db, query)
+
+
+def test_title_hits_rank_first(db: Database) -> None:
+    found = ids(db, "电商")
+    # 电商 in the title (and body) before 电商 only once in the body.
+    assert found.index("cross-border") < found.index("body-once")
+    assert found.index("title-ends") < found.index("body-once")
+
+
+def test_author_hits_rank_above_body_hits(db: Database) -> None:
+    insert(db, "mentions", title="访谈纪要", content_text="这次我们请到了沈砚秋聊需求管理。")
+    assert ids(db, "沈砚秋") == ["author-only", "mentions"]
+
+
+def test_results_carry_fields_and_snippet(db: Database) -> None:
+    (row,) = search_entries(db, "尾程配送", marks=("<", ">"))
+    assert set(row) == {"id", "title", "url", "author", "published_at", "snippet", "rank"}
+    assert row["id"] == "cross-border" and row["author"] == "周屿"
+    assert "<尾程配送>" in row["snippet"].replace("><", "")
+    assert row["rank"] < 0
+
+
+def test_limit_and_offset_page_through(db: Database) -> None:
+    every = ids(db, "电商")
+    assert ids(db, "电商", limit=2) == every[:2]
+    assert ids(db, "电商", limit=2, offset=2) == every[2:4]
+    assert ids(db, "电商", limit=0) == []
+
+
+def test_update_keeps_the_index_in_step(db: Database) -> None:
+    db.execute("UPDATE entries SET title = '履约成本拆解', content_text = '冷链与损耗' WHERE id = 'cross-border'")
+    assert "cross-border" not in ids(db, "跨境电商")
+    assert "cross-border" in ids(db, "履约成本")
+    assert set(ids(db, "电商")) == oracle(db, "电商")
+
+
+def test_update_of_other_columns_leaves_the_index_alone(db: Database) -> None:
+    db.execute("UPDATE entries SET last_seen_at = '2025-01-01T00:00:00Z', title = title WHERE id = 'spec'")
+    assert ids(db, "one-page") == ["spec"]
+    db.execute(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rank) VALUES ('integrity-check', 1)")
+
+
+def test_delete_removes_from_the_index(db: Database) -> None:
+    db.execute("DELETE FROM entries WHERE id = 'title-ends'")
+    assert "title-ends" not in ids(db, "电商")
+    assert ids(db, "冷链") == []
+
+
+def test_null_columns_are_indexed_as_empty(db: Database) -> None:
+    insert(db, "bare", title="只有标题的直播带货", content_text=None, author=None, categories=None)
+    assert ids(db, "直播带货") == ["bare"]
+    db.execute("UPDATE entries SET content_text = '补上了正文：直播' WHERE id = 'bare'")
+    db.execute("DELETE FROM entries WHERE id = 'bare'")
+    assert ids(db, "直播") == []
+    db.execute(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rank) VALUES ('integrity-check', 1)")
+
+
+def test_store_delete_entry_keeps_the_index_in_step(tmp_path: Path) -> None:
+    from pipelines.store import Store
+
+    store = Store.open(tmp_path / "feeds.db")
+    insert(store.db, "gone", title="会被删掉的跨境电商周报", content_text="")
+    assert ids(store.db, "跨境电商") == ["gone"]
+    store.delete_entry("gone")
+    assert ids(store.db, "跨境电商") == []
+    store.close()
+
+
+def test_match_for_uses_the_index_vocabulary(db: Database) -> None:
+    match = match_for(db, "电商")
+    assert match is not None and '"电商 "' in match  # the padding: a title ends in 电商
+    assert match_for(db, "zz") is None
+
+
+def test_index_is_consistent_after_writes(db: Database) -> None:
+    db.execute("UPDATE entries SET author = '林晚晴' WHERE id = 'ai-cn'")
+    db.execute("DELETE FROM entries WHERE id = 'spec'")
+    insert(db, "new", title="新来的", content_text="正文")
+    db.execute(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rank) VALUES ('integrity-check', 1)")
+    assert ids(db, "晚晴") == ["ai-cn"]
+
+
+ALPHABET = "电商跨境物流AIaiCheckoutfunel冷链砚秋 OR\"*-():^+"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.text(alphabet=ALPHABET, max_size=14))
+def test_search_matches_substring_oracle(db: Database, query: str) -> None:
+    try:
+        found = set(ids(db, query, limit=100))
+    except sqlite3.Error as exc:  # pragma: no cover - the failure message is the point
+        pytest.fail(f"{query!r} raised {exc}")
+    assert found == oracle(db, query)
+    assert len(matching_rowids(db, query)) == len(found)
+
+
+def test_insert_or_replace_keeps_the_index_in_step(db: Database) -> None:
+    # open_db's connection has recursive_triggers on (sqlite-utils' default), so REPLACE fires the delete trigger.
+    db.execute(
+        "INSERT OR REPLACE INTO entries (id, title, content_text) VALUES ('spec', '重写过的规格说明', '')"
+    )
+    assert ids(db, "one-page") == []
+    assert ids(db, "规格说明") == ["spec"]
+    db.execute(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rank) VALUES ('integrity-check', 1)")
+
+
+def test_matching_rowids_are_the_search_results(db: Database) -> None:
+    for query in ("电商", "跨境电商 物流", "AI 电商", "冷链 OR funnel", "checkout"):
+        rowids = set(matching_rowids(db, query))
+        found = {row[0] for row in db.execute(f"SELECT rowid FROM entries WHERE id IN ({', '.join('?' * len(ids(db, query)))})", ids(db, query))} if ids(db, query) else set()
+        assert rowids == found
+
+
+@pytest.mark.parametrize(
+    ("query", "columns", "expected"),
+    [
+        ("电商", ["title"], {"title-ends", "ai-cn", "cross-border"}),
+        ("电商", ["content_text"], {"cross-border", "body-once"}),
+        ("电商", ["categories"], {"cross-border"}),
+        ("Okafor", ["author"], {"checkout", "spec"}),
+        ("Okafor", ["title", "content_text"], set()),
+        ("跨境电商 物流", ["title"], {"cross-border"}),
+    ],
+)
+def test_search_in_some_columns(db: Database, query: str, columns: list[str], expected: set[str]) -> None:
+    assert set(ids(db, query, columns=columns)) == expected
+    assert len(matching_rowids(db, query, columns=columns)) == len(expected)
+
+
+def test_search_in_an_unknown_column_is_refused(db: Database) -> None:
+    with pytest.raises(ValueError, match="not an indexed column"):
+        search_entries(db, "电商", columns=["summary"])
+
+
+def test_too_common_short_terms_are_ignored(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipelines.search, "MAX_SHORT_TERM_HITS", 3)
+    assert search_groups(db, "电商 物流 e") == [["物流"]]  # 电商 occurs 6 times, e more often
+    assert ids(db, "电商") == []
+    assert set(ids(db, "电商 物流")) == {"cross-border"}
+
+
+def test_search_works_on_a_plain_connection(tmp_path: Path, db: Database) -> None:
+    conn = sqlite3.connect(tmp_path / "feeds.db")
+    assert {row["id"] for row in search_entries(conn, "电商")} == oracle(db, "电商")
+    conn.close()
+
+
+def test_html_snippet_is_escaped(db: Database) -> None:
+    insert(db, "html", title="讲 HTML 的一篇", content_text="把 <script>alert(1)</script> 写进电商详情页的后果")
+    (row,) = search_entries(db, "script 电商", marks=("<mark>", "</mark>"), escape=__import__("html").escape)
+    assert "&lt;<mark>script</mark>&gt;" in row["snippet"]
+    assert "<mark>电商</mark>" in row["snippet"]
+
+
+@pytest.mark.parametrize(
+    ("text", "terms", "expected"),
+    [
+        ("跨境电商的物流", ["电商"], "跨境[电商]的物流"),
+        ("Checkout and CHECKOUT", ["checkout"], "[Checkout] and [CHECKOUT]"),
+        ("跨境电商", ["电商", "跨境电商"], "[跨境电商]"),
+        ("没有命中的正文", ["电商"], "没有命中的正文"),
+        ("", ["电商"], ""),
+        ("a  b\n\nc 电商", ["电商"], "a b c [电商]"),
+        ("前" * 100 + "电商" + "后" * 100, ["电商"], "…" + "前" * 16 + "[电商]" + "后" * 46 + "…"),
+    ],
+)
+def test_make_snippet(text: str, terms: list[str], expected: str) -> None:
+    assert make_snippet(text, terms) == expected
