@@ -42,6 +42,8 @@ class LazyGroup(click.Group):
     lazy_commands = {
         "recipes": "crawler.cli_recipes:recipes",
         "export": "crawler.cli_export:export",
+        "serve": "crawler.cli_browse:serve",
+        "search": "crawler.cli_browse:search",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
