@@ -293,26 +293,24 @@ class Store:
                 " WHERE entry_id = ? AND feed_id IS ?",
                 [now, entry.feed_guid, entry.feed_link, item.feed_hash, entry_id, feed_id],
             )
-        takes_over = owner_feed != feed_id and len(entry.content_text) > 1.5 * (old_len or 0)
-        if owner_feed != feed_id and not takes_over:
-            # Another feed owns this entry's content; this one only adds a sighting.
-            db.execute("UPDATE entries SET last_seen_at = ? WHERE id = ?", [now, entry_id])
+        if old_hash == entry.content_hash:
+            if owner_feed == feed_id:
+                row.pop("id")
+                row.update(last_seen_at=now, feed_id=feed_id)
+                _update(db, entry_id, row)  # dates and other fields outside the hash may have moved
+            else:
+                db.execute("UPDATE entries SET last_seen_at = ? WHERE id = ?", [now, entry_id])
             if sighting is not None:
                 counts.entries_unchanged += 1
             return
-        if old_source == "page" and item.content_source == "feed":
-            # The page's full text is better than the feed's summary: keep it, note the sighting.
+        if self._keeps_stored_version(entry, item, entry_id, owner_feed, old_source, old_len):
             db.execute("UPDATE entries SET last_seen_at = ? WHERE id = ?", [now, entry_id])
-            counts.entries_unchanged += 1
+            if sighting is not None:
+                counts.entries_unchanged += 1
             return
         row.pop("id")
         row["last_seen_at"] = now
         row["feed_id"] = feed_id
-        if old_hash == entry.content_hash:
-            _update(db, entry_id, row)
-            if sighting is not None:
-                counts.entries_unchanged += 1
-            return
         db.execute(
             "INSERT INTO entry_revisions (entry_id, content_hash, title, content_html, seen_at, replaced_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -321,6 +319,23 @@ class Store:
         row["last_changed_at"] = now
         _update(db, entry_id, row, bump_revision=True)
         counts.entries_updated += 1
+
+    def _keeps_stored_version(
+        self, entry: Entry, item: EntryItem, entry_id: str, owner_feed: int | None, old_source: str, old_len: int | None
+    ) -> bool:
+        """True when a differing copy must not replace the stored one.
+
+        A version we already replaced never comes back (two feeds with different copies of a post
+        would otherwise swap them on every crawl); an article page's full text is not replaced by a
+        feed's summary; another feed's much shorter copy (a summary) does not replace a full text.
+        """
+        if self.db.execute(
+            "SELECT 1 FROM entry_revisions WHERE entry_id = ? AND content_hash = ? LIMIT 1", [entry_id, entry.content_hash]
+        ).fetchone():
+            return True
+        if old_source == "page" and item.content_source == "feed":
+            return True
+        return owner_feed != item.context.feed_id and len(entry.content_text) < 0.5 * (old_len or 0)
 
     def _columnist(self, entry: Entry, item: EntryItem, now: str) -> str | None:
         """Find or create the entry's columnist; fill in profile, bio and avatar as pages reveal them."""

@@ -70,12 +70,21 @@ def test_changed_content_keeps_a_revision(store):
     assert rev == ("标题", "<p>正文</p>")
 
 
-def test_other_feeds_version_does_not_flip_flop(store):
+def test_a_newer_copy_from_another_feed_updates_and_never_flip_flops(store):
     counts = CrawlCounts()
-    store.write_batch([item(make_entry(), 1), item(make_entry(title="另一个标题"), 2)], counts)
-    store.write_batch([item(make_entry(), 1), item(make_entry(title="另一个标题"), 2)], counts)
-    assert count(store, "entry_revisions") == 0
-    assert store.db.execute("SELECT title FROM entries").fetchone()[0] == "标题"
+    store.write_batch([item(make_entry(), 1), item(make_entry(title="更新后的标题"), 2)], counts)
+    for _ in range(3):
+        store.write_batch([item(make_entry(), 1), item(make_entry(title="更新后的标题"), 2)], counts)
+    assert store.db.execute("SELECT title, revision_count FROM entries").fetchone() == ("更新后的标题", 1)
+    assert count(store, "entry_revisions") == 1 and count(store, "entries") == 1
+
+
+def test_another_feeds_summary_does_not_replace_the_full_text(store):
+    counts = CrawlCounts()
+    full = make_entry(body="<p>" + "长" * 400 + "</p>")
+    full = identify(replace(full, content_text="长" * 400))
+    store.write_batch([item(full, 1), item(make_entry(body="<p>摘要</p>"), 2)], counts)
+    assert store.db.execute("SELECT length(content_text), revision_count FROM entries").fetchone() == (400, 0)
 
 
 def test_guid_kept_but_link_changed_is_the_same_entry(store):
