@@ -65,12 +65,6 @@ KNOWN_FAILURES: tuple[KnownFailure, ...] = (
         "real-world/feedjira/HuffPostCanada.xml", "last entry guid (stripped)",
         "the last item has no <guid>; feedjira's id '1' is its own fallback, we store no guid (identity comes from the link)",
     ),
-    # --- elsewhere in the project ------------------------------------------------------------
-    KnownFailure(
-        "rsshub-woshipm/EXPECTATIONS.json", "store: https://www.woshipm.com/pd/5291873.html updated to the newer title",
-        "pipelines/store.py lets the first feed that stored an entry own its content: the second feed's newer title only "
-        "adds a sighting (store change needed, outside the conformance suite's files)",
-    ),
     # --- feedparser's own tests (passthrough) that feedparser 6.0.14 does not meet ------------
     *(
         KnownFailure(
