@@ -219,6 +219,15 @@ def test_json_feed_top_level_wrong_types(feed):
     assert isinstance(outcome(json.dumps(feed).encode(), "application/feed+json"), (list, FeedError))
 
 
+def test_json_feed_item_count_is_capped_like_xml_elements():
+    from crawler.parsers.jsonfeed import MAX_ITEMS
+
+    items = [{"id": str(i)} for i in range(MAX_ITEMS + 1)]
+    body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": items}, separators=(",", ":")).encode()
+    result = outcome(body, "application/feed+json")
+    assert isinstance(result, FeedError) and "items" in str(result)
+
+
 def test_five_thousand_items_parse_quickly():
     body = rss([(f"post {i}", f"http://example.com/p/{i}") for i in range(5000)])
     started = time.monotonic()

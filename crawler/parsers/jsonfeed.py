@@ -10,6 +10,9 @@ from crawler.items import RawEntry, RawFeed
 
 # Deeper nesting than this is never a feed; json.loads would recurse on it.
 MAX_NESTING = 64
+# As many entries as the XML guard's element cap lets through (crawler.parsers.xmlguard.MAX_ELEMENTS):
+# 16 MB of minimal items would be 390,000 entries and two and a half minutes of every crawl.
+MAX_ITEMS = 50_000
 # A \ud800-style escape: json.loads turns a lone one into a surrogate no UTF-8 writer (the store) accepts.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -41,6 +44,8 @@ def parse_json_feed(body: bytes, url: str) -> RawFeed:
     items = data.get("items")
     if not isinstance(items, list):
         raise FeedError("not a JSON Feed: items is not a list")
+    if len(items) > MAX_ITEMS:
+        raise FeedError(f"more than {MAX_ITEMS:,} items in one JSON Feed: too costly to process")
     feed_authors = _authors(data)
     language = _text(data.get("language"))
     entries: list[RawEntry] = []
