@@ -292,6 +292,7 @@ def _to_raw_entry(item: Any, feed_url: str, feed_language: str | None) -> RawEnt
     )
 
 
+_MAX_ID_CANDIDATES = 64
 _RAW_ID = re.compile(rb"<(?:[\w.-]+:)?(?:id|guid)\b[^>]*>\s*(?:<!\[CDATA\[)?\s*([^<\]]+?)\s*(?:\]\]>)?\s*</", re.I)
 
 
@@ -311,7 +312,8 @@ def _last_segment(value: str) -> str:
 def _unresolved(guid: str, raw_ids: dict[str, list[str]]) -> str:
     """The id as written that resolves to `guid` (a relative reference is a suffix of its resolution)."""
     candidates = raw_ids.get(_last_segment(guid), [])
-    if guid in candidates:
+    if len(candidates) > _MAX_ID_CANDIDATES or guid in candidates:
+        # Dozens of ids ending alike: a feed built to make this quadratic, not a resolution to undo.
         return guid
     folded = guid.casefold()  # urljoin lower-cases the scheme: HTTP://x comes back as http://x
     matches = [r for r in candidates if r and folded.endswith(r.lstrip("./").casefold())]
