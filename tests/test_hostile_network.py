@@ -396,7 +396,7 @@ def test_other_feeds_are_unaffected(limits):
         ("/bad-gzip", "gzip"),
         ("/huge-declared", "max size"),
         ("/huge-stream", "max size"),
-        ("/png", "not a feed"),
+        ("/png", "not a feed: the response is a PNG image"),
         ("/xml-bomb", "entity"),
     ],
 )
