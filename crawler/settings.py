@@ -79,6 +79,8 @@ FEEDLOOM_PROXY = ""
 FEEDLOOM_LOCK_WAIT = 10.0
 # Set by `feedloom crawl`, which takes the database's crawl lock before Scrapy starts.
 FEEDLOOM_LOCK_HELD = False
+# Article pages fetched per feed in one crawl, at most; the rest are fetched by later crawls.
+FEEDLOOM_MAX_PAGES_PER_FEED = 200
 # Site recipes for article pages (one TOML file per site); empty means data/sites/.
 FEEDLOOM_SITES_DIR = ""
 # Default rules for cleaning entry HTML (widgets, bio markers, lazy images).

@@ -6,7 +6,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +239,22 @@ class Store:
             self.db.execute("ROLLBACK")
             raise
 
+    def write_batch_or_items(self, items: Sequence[EntryItem | FeedFetch], counts: CrawlCounts, crawl_id: int | None = None) -> None:
+        """Write a batch; if the database refuses it, write item by item so one bad item loses only itself."""
+        before = replace(counts, errors=list(counts.errors))
+        try:
+            self.write_batch(items, counts, crawl_id)
+            return
+        except (sqlite3.Error, ValueError, TypeError, AssertionError):
+            _restore(counts, before)
+        for item in items:
+            try:
+                self.write_batch([item], counts, crawl_id)
+            except (sqlite3.Error, ValueError, TypeError, AssertionError) as exc:
+                where = item.url if isinstance(item, FeedFetch) else item.context.feed_url
+                what = "its fetch record" if isinstance(item, FeedFetch) else f"entry {item.raw.link or item.raw.guid}"
+                counts.errors.append({"feed": where, "error": f"{what} could not be stored: {type(exc).__name__}: {exc}"[:500]})
+
     def _write_entry(self, item: EntryItem, counts: CrawlCounts, touched: set[str] | None = None) -> None:
         entry = item.entry
         assert entry is not None, "the store receives normalized entries only"
@@ -269,7 +285,11 @@ class Store:
             if row is not None:
                 existing = row
         row = entry_row(entry)
-        row.update(content_source=item.content_source, page_error=item.page_error, page_method=item.page_method)
+        if item.content_source == "page" or item.page_error:
+            row.update(content_source=item.content_source, page_error=item.page_error, page_method=item.page_method)
+        elif existing is None:
+            row.update(content_source="feed", page_error=None, page_method=None)
+        # Otherwise the feed side is unchanged and no page was asked for: what the page told us stands.
         row["columnist_id"] = self._columnist(entry, item, now)
         if row["columnist_id"] and touched is not None:
             touched.add(row["columnist_id"])
@@ -434,6 +454,11 @@ class Store:
         return float(count) / days
 
 
+def _restore(counts: CrawlCounts, before: CrawlCounts) -> None:
+    for name, value in vars(before).items():
+        setattr(counts, name, value)
+
+
 def health_of(feed: dict[str, Any]) -> str:
     """healthy, failing, deactivated or new: how `feedloom status` groups feeds."""
     if not feed.get("active"):
@@ -529,7 +554,7 @@ class StorePipeline:
     def _flush(self) -> None:
         assert self.store is not None
         batch, self.pending = self.pending, []
-        self.store.write_batch(batch, self.counts, self.crawl_id)
+        self.store.write_batch_or_items(batch, self.counts, self.crawl_id)
         if self.crawler is not None:
             for name in ("entries_new", "entries_updated", "entries_merged", "feeds_failed", "feeds_fetched", "feeds_not_modified"):
                 self.crawler.stats.set_value(f"feedloom/{name}", getattr(self.counts, name))

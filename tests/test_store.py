@@ -153,3 +153,15 @@ def test_add_feed_twice_merges(store):
     assert (feed_id, created) == (1, False)
     store.add_feed("https://feed1.com/", categories=["b", "a"])
     assert feed_row(store)["categories"] == '["a", "b"]'
+
+
+def test_one_bad_item_loses_only_itself(store):
+    counts = CrawlCounts()
+    good = item(make_entry(), 1)
+    other = item(make_entry(url="https://e.com/b"), 2)
+    bad = EntryItem(raw=RawEntry(link="https://e.com/bad"), context=good.context, entry=make_entry(url="https://e.com/bad", title="\ud800"))
+    store.write_batch_or_items([good, bad, other, fetch()], counts)
+    assert count(store, "entries") == 2 and counts.entries_new == 2
+    assert feed_row(store)["last_status"] == "ok"
+    (error,) = counts.errors
+    assert "https://e.com/bad" in error["error"] and "could not be stored" in error["error"]

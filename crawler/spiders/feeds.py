@@ -36,12 +36,15 @@ class FeedsSpider(scrapy.Spider):
         self.pages_pending: dict[int, int] = {}
         self.held_fetches: dict[int, FeedFetch] = {}
         self.lock: Any = None
+        self.pages_asked: dict[int, int] = {}
+        self.max_pages_per_feed = 200
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> FeedsSpider:
         spider: FeedsSpider = super().from_crawler(crawler, *args, **kwargs)
         settings = crawler.settings
         spider.recipes = load_recipes(settings.get("FEEDLOOM_SITES_DIR") or None)
+        spider.max_pages_per_feed = settings.getint("FEEDLOOM_MAX_PAGES_PER_FEED", 200)
         db_path = settings.get("FEEDLOOM_DB") or default_db_path()
         if not settings.getbool("FEEDLOOM_LOCK_HELD"):
             # `scrapy crawl feeds` and scrapyd jobs take the lock `feedloom crawl` takes before starting Scrapy.
@@ -116,6 +119,17 @@ class FeedsSpider(scrapy.Spider):
             yield item
             return
         assert raw.link is not None
+        asked = self.pages_asked.get(feed["id"], 0)
+        if asked >= self.max_pages_per_feed:
+            # A feed listing thousands of summaries must not hold the crawl for hours; the rest wait
+            # for the next crawl (no feed hash is stored, so they count as changed then).
+            yield replace(
+                item,
+                feed_hash=None,
+                page_error=f"article page deferred: more than {self.max_pages_per_feed} pages for this feed in one crawl",
+            )
+            return
+        self.pages_asked[feed["id"]] = asked + 1
         self.pages_pending[feed["id"]] = self.pages_pending.get(feed["id"], 0) + 1
         if raw.link in self.waiting:
             self.waiting[raw.link].append(item)  # the same page for another feed: fetch it once
@@ -150,7 +164,10 @@ class FeedsSpider(scrapy.Spider):
 
     def page_error(self, failure: Failure) -> Iterator[EntryItem | FeedFetch]:
         request = failure.request  # type: ignore[attr-defined]
-        yield from self._release(request.meta["page_of"], error=f"article page not fetched: {_describe_failure(failure)}")
+        reason = _describe_failure(failure)
+        if "DNS lookup failed" in reason and not self.settings.getbool("FEEDLOOM_ALLOW_PRIVATE"):
+            reason = explain_refused_host(request.url) or reason
+        yield from self._release(request.meta["page_of"], error=f"article page not fetched: {reason}")
 
     def _release(
         self, link: str, *, fields: ArticleFields | None = None, page_url: str = "", error: str | None = None
