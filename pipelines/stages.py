@@ -24,7 +24,10 @@ def apply_html(entry: Entry, *, base_url: str | None, rules: HtmlRules = DEFAULT
     """The html stage: sanitize the body, move the bio out, derive text, summary, cover, language, counts."""
     clean = clean_html(entry.content_html, base_url=base_url, rules=rules)
     text = clean.text
-    summary_text = extract_text(normalize_html(entry.summary, base_url=base_url, rules=rules)) if entry.summary else ""
+    if not entry.summary or entry.summary == entry.content_html:
+        summary_text = text  # the feed's only body is its summary: no second cleaning
+    else:
+        summary_text = extract_text(normalize_html(entry.summary, base_url=base_url, rules=rules))
     if not summary_text or summary_text == text:
         summary_text = text
     summary = _shorten(summary_text, SUMMARY_CHARS) or None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import html as html_module
 import copy
 import json
 import re
@@ -71,6 +72,7 @@ _TRUNCATION_MARK = re.compile(
     re.IGNORECASE,
 )
 SUMMARY_MAX_CJK_CHARS = 500
+_ROUGH_TAGS = re.compile(r"<(?:script|style)\b.*?</(?:script|style)\s*>|<[^>]*>", re.I | re.S)
 SUMMARY_MAX_LATIN_WORDS = 120
 
 
@@ -112,6 +114,14 @@ def extract_article(
 
 def looks_like_summary(content_html: str | None, summary: str | None) -> bool:
     """True when what a feed gave for an entry is plainly a summary, so the article page is worth fetching."""
+    if content_html and len(content_html) > 4 * SUMMARY_MAX_CJK_CHARS * 3:
+        # Plainly long: a cheap look at the raw text settles it without parsing (every entry passes here).
+        words = html_module.unescape(_ROUGH_TAGS.sub(" ", content_html)).split()
+        letters = "".join(words)
+        cjk = len(_CJK.findall(letters)) * 3 >= len(letters)
+        long_enough = len(letters) > 3 * SUMMARY_MAX_CJK_CHARS if cjk else len(words) > 3 * SUMMARY_MAX_LATIN_WORDS
+        if long_enough and not _TRUNCATION_MARK.search(" ".join(words[-12:])[-40:]):
+            return False
     text = visible_text(content_html) if content_html and content_html.strip() else ""
     if not text:
         text = visible_text(summary) if summary and summary.strip() else ""
