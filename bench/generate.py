@@ -8,7 +8,7 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -27,7 +27,7 @@ SHARED_SHARE = 0.10  # of item slots whose article also appears in a second feed
 ATOM_SHARE = 0.5
 
 # Everything is dated relative to this instant, never to the clock, so a seed gives the same bytes.
-EPOCH = datetime(2024, 6, 1, 8, 0, tzinfo=timezone.utc)
+EPOCH = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
 CST = timezone(timedelta(hours=8))
 
 EN_SITES = ("columns.example.org", "growth-notes.example.com", "pm-weekly.example.net", "saas-letters.example.io")
@@ -199,9 +199,12 @@ def load_corpus(root: str | Path) -> Corpus | None:
 def ensure_corpus(root: str | Path, feeds: int = 500, seed: int = 0) -> Corpus:
     """Reuse the corpus at ROOT when it was generated with the same size, seed and generator; else write it."""
     found = load_corpus(root)
-    if found is not None and found.feeds == feeds and found.seed == seed:
-        if all((Path(root) / p.lstrip("/")).is_file() for p in found.feed_paths):
-            return found
+    if (
+        found is not None
+        and (found.feeds, found.seed) == (feeds, seed)
+        and all((Path(root) / p.lstrip("/")).is_file() for p in found.feed_paths)
+    ):
+        return found
     return generate_corpus(root, feeds, seed)
 
 
@@ -356,11 +359,13 @@ def _feed_title(feed: int, chinese: bool) -> str:
 def render_rss(feed: int, chinese: bool, entries: Sequence[tuple[Article, str, str]]) -> str:
     site = (ZH_SITES if chinese else EN_SITES)[feed % 3]
     built = max((a.published for a, _, _ in entries), default=EPOCH)
-    tz = CST if chinese else timezone.utc
+    tz = CST if chinese else UTC
     out = [
         '<?xml version="1.0" encoding="UTF-8"?>',
-        '<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"'
-        ' xmlns:dc="http://purl.org/dc/elements/1.1/">',
+        (
+            '<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"'
+            ' xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        ),
         "<channel>",
         f"<title>{escape(_feed_title(feed, chinese))}</title>",
         f"<link>https://{site}/</link>",
@@ -390,7 +395,7 @@ def render_rss(feed: int, chinese: bool, entries: Sequence[tuple[Article, str, s
 def render_atom(feed: int, chinese: bool, entries: Sequence[tuple[Article, str, str]]) -> str:
     site = (ZH_SITES if chinese else EN_SITES)[feed % 3]
     updated = max((a.published for a, _, _ in entries), default=EPOCH)
-    tz = CST if chinese else timezone.utc
+    tz = CST if chinese else UTC
     out = [
         '<?xml version="1.0" encoding="utf-8"?>',
         f'<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="{"zh-CN" if chinese else "en"}">',

@@ -91,7 +91,7 @@ def run_timed(cmd: Sequence[str], log: Path) -> tuple[int, float, float, float]:
 
 def run_checked(cmd: Sequence[str], log: Path) -> str:
     """Run an untimed set-up step; its stdout, or an error naming the log."""
-    proc = subprocess.run(list(cmd), cwd=PROJECT, capture_output=True, text=True)
+    proc = subprocess.run(list(cmd), cwd=PROJECT, capture_output=True, text=True, check=False)
     with open(log, "a", encoding="utf-8") as out:
         out.write("$ " + " ".join(cmd) + "\n" + proc.stdout + proc.stderr)
     if proc.returncode != 0:
@@ -215,7 +215,8 @@ def _wall_ms(cmd: Sequence[str], runs: int) -> float:
 
 
 def _importtime(args: Sequence[str]) -> tuple[float, list[tuple[str, float]], str]:
-    proc = subprocess.run([sys.executable, "-X", "importtime", *args], cwd=PROJECT, capture_output=True, text=True)
+    cmd = [sys.executable, "-X", "importtime", *args]
+    proc = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, check=False)
     total, top = parse_importtime(proc.stderr)
     return total, top, proc.stdout
 
@@ -323,9 +324,12 @@ def render(results: Results, others: Sequence[Results] = ()) -> str:
     ours1, ours2 = _pick(results, "feedloom", "first"), _pick(results, "feedloom", "unchanged")
     theirs1, theirs2 = _pick(results, "reader", "first"), _pick(results, "reader", "unchanged")
     m = results.machine
-    lines = [
+    title = (
         f"### {results.feeds} feeds, {results.items:,} feed entries ({results.articles:,} distinct articles), "
-        f"{results.corpus_mb:.0f} MB, seed {results.seed}",
+        f"{results.corpus_mb:.0f} MB, seed {results.seed}"
+    )
+    lines = [
+        title,
         "",
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, {m['system']}. Command: `{results.command}`",
         "",
@@ -384,13 +388,13 @@ def render(results: Results, others: Sequence[Results] = ()) -> str:
     if results.startup:
         s = results.startup
         tops = ", ".join(f"{name} {ms:.0f}" for name, ms in s.parse_top_imports[:6])
-        lines += [
-            "",
+        startup = (
             f"Start-up: `python -c pass` {s.python_wall_ms:.0f} ms; `feedloom --help` {s.help_wall_ms:.0f} ms; "
             f"`import crawler.cli` {s.import_cli_ms:.0f} ms (-X importtime); "
             f"`feedloom parse` of one feed file ({s.parse_entries} entries) {s.parse_wall_ms:.0f} ms wall, "
-            f"of which imports {s.parse_import_ms:.0f} ms (heaviest, ms: {tops}).",
-        ]
+            f"of which imports {s.parse_import_ms:.0f} ms (heaviest, ms: {tops})."
+        )
+        lines += ["", startup]
     scaling = sorted([results, *others], key=lambda r: r.feeds)
     scaling = [r for r in scaling if _pick(r, "feedloom", "first")]
     if len({r.feeds for r in scaling}) > 1:
@@ -409,9 +413,12 @@ def render(results: Results, others: Sequence[Results] = ()) -> str:
             )
         # Flat means the largest corpus needs at most 20% more than the smallest, whichever phase peaks.
         growth = peaks[-1] / peaks[0]
-        lines += ["", f"Peak RSS, largest corpus over smallest: {growth:.2f}x "
-                      f"(flat within 20%: {verdict(growth <= RSS_FLAT)}; at most {RSS_TARGET_MB:.0f} MB: "
-                      f"{verdict(max(peaks) <= RSS_TARGET_MB)})."]
+        flat = (
+            f"Peak RSS, largest corpus over smallest: {growth:.2f}x "
+            f"(flat within 20%: {verdict(growth <= RSS_FLAT)}; at most {RSS_TARGET_MB:.0f} MB: "
+            f"{verdict(max(peaks) <= RSS_TARGET_MB)})."
+        )
+        lines += ["", flat]
     return "\n".join(lines) + "\n"
 
 
@@ -445,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(exist_ok=True)
     log = work / "log.txt"
     log.write_text("", "utf-8")
-    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    say = lambda text: print(text, file=sys.stderr, flush=True)
 
     say(f"corpus: {args.feeds} feeds, seed {args.seed} ...")
     corpus = ensure_corpus(out / f"corpus-{args.feeds}-{args.seed}", args.feeds, args.seed)

@@ -8,11 +8,11 @@ import hashlib
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 ROBOTS = b"User-agent: *\nDisallow:\n"
 
@@ -30,7 +30,7 @@ class Resource:
 
 def load_resource(path: Path, content_type: str | None = None) -> Resource:
     body = path.read_bytes()
-    modified = datetime.fromtimestamp(int(path.stat().st_mtime), tz=timezone.utc)
+    modified = datetime.fromtimestamp(int(path.stat().st_mtime), tz=UTC)
     if content_type is None:
         content_type = (
             "application/atom+xml; charset=utf-8" if b"<feed" in body[:400] else "application/rss+xml; charset=utf-8"
@@ -79,7 +79,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 60
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def do_GET(self) -> None:
@@ -135,7 +135,7 @@ class CorpusServer:
     def url(self) -> str:
         return f"http://{self.host}:{self._server.server_address[1]}"
 
-    def start(self) -> CorpusServer:
+    def start(self) -> Self:
         self._thread = threading.Thread(target=self._server.serve_forever, name="CorpusServer", daemon=True)
         self._thread.start()
         return self
@@ -153,7 +153,7 @@ class CorpusServer:
             self._server.counts.clear()
         return counts
 
-    def __enter__(self) -> CorpusServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

@@ -14,7 +14,15 @@ from urllib.parse import urlsplit
 import feedparser
 import pytest
 
-from bench.generate import MAX_BODY, MIN_BODY, MIN_CJK_CHARS, MIN_WORDS, ensure_corpus, generate_corpus, load_corpus
+from bench.generate import (
+    MAX_BODY,
+    MIN_BODY,
+    MIN_CJK_CHARS,
+    MIN_WORDS,
+    ensure_corpus,
+    generate_corpus,
+    load_corpus,
+)
 from bench.run import parse_importtime, run_timed
 from bench.server import CorpusServer
 
