@@ -347,22 +347,21 @@ def delete(entry_ids: tuple[str, ...], reason: str, db_path: str | None) -> None
 @click.option("--allow-private", is_flag=True, help="Permit fetching from loopback and private addresses.")
 def parse(source: str, base_url: str | None, allow_private: bool) -> None:
     """Print the entries of a feed FILE or URL as JSON lines, exactly as they would be stored."""
-    from crawler.fetch import FetchError, fetch_url
-    from crawler.parsers import FeedError, parse_feed
     from crawler.outcome import feed_context
+    from crawler.parsers import FeedError, parse_feed
     from crawler.timeutil import to_iso, utc_now
     from pipelines.stages import normalize_entry
 
     try:
         if source.startswith(("http://", "https://")):
-            body, headers, url = fetch_url(source, allow_private=allow_private)
+            body, headers, url = _fetch_for_parse(source, allow_private)
         else:
             path = Path(source)
             body, headers, url = path.read_bytes(), {}, base_url or ""
         parsed = parse_feed(body, base_url or url, headers)
     except OSError as exc:
         raise click.ClickException(f"{source}: cannot read ({exc.strerror or exc})") from None
-    except (FeedError, FetchError) as exc:
+    except FeedError as exc:
         raise click.ClickException(f"{source}: {exc}") from None
     base = base_url or url or parsed.link or ""
     feed = {"id": None, "url": base, "categories": "[]"}
@@ -376,6 +375,15 @@ def parse(source: str, base_url: str | None, allow_private: bool) -> None:
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
     for warning in parsed.warnings:
         click.echo(f"{source}: warning: {warning}", err=True)
+
+
+def _fetch_for_parse(url: str, allow_private: bool) -> tuple[bytes, dict[str, str], str]:
+    from crawler.fetch import FetchError, fetch_url
+
+    try:
+        return fetch_url(url, allow_private=allow_private)
+    except FetchError as exc:
+        raise click.ClickException(f"{url}: {exc}") from None
 
 
 @main.command()

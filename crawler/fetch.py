@@ -13,7 +13,7 @@ import zlib
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from crawler.middlewares import refused_address, refused_host
+from crawler.addresses import refused_address, refused_host
 from crawler.settings import DOWNLOAD_MAXSIZE, DOWNLOAD_TIMEOUT, REDIRECT_MAX_TIMES, USER_AGENT
 
 

@@ -11,7 +11,7 @@ from scrapy.resolver import CachingThreadedResolver
 from twisted.internet.defer import Deferred
 from twisted.internet.error import DNSLookupError
 
-from crawler.middlewares import normalize_host, refused_address
+from crawler.addresses import normalize_host, refused_address
 
 
 class GuardedResolver(CachingThreadedResolver):

@@ -30,6 +30,8 @@ DOWNLOAD_HANDLERS = {"file": None, "data": None, "s3": None, "ftp": None}
 # Every status reaches the spider, which records it on the feed.
 HTTPERROR_ALLOW_ALL = True
 TELNETCONSOLE_ENABLED = False
+# Scrapy re-reads a callback's source on every response to warn about `return` in generators: pure cost here.
+WARN_ON_GENERATOR_RETURN_VALUE = False
 LOG_LEVEL = "INFO"
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"

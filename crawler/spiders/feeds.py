@@ -13,7 +13,7 @@ from scrapy.http import Response as ScrapyResponse
 from twisted.python.failure import Failure
 
 from crawler.items import EntryItem, FeedFetch
-from crawler.middlewares import explain_refused_host
+from crawler.addresses import explain_refused_host
 from crawler.outcome import Response, decide_feed_response, error_outcome
 from crawler.pages import complete_from_page, feed_side_hash, page_failed, page_problem, page_reason
 from crawler.parsers.article import ArticleFields, ExtractError, extract_article
@@ -30,7 +30,7 @@ class FeedsSpider(scrapy.Spider):
         super().__init__(**kwargs)
         self.feed_rows = feeds
         self.recipes: tuple[Recipe, ...] = ()
-        self.known: dict[tuple[int, str], str] = {}  # (feed id, guid or link) -> feed-side hash last stored
+        self.reader: Store | None = None
         # Pages in flight, and the entries waiting on each; a feed's fetch record waits for its pages.
         self.waiting: dict[str, list[EntryItem]] = {}
         self.pages_pending: dict[int, int] = {}
@@ -49,19 +49,20 @@ class FeedsSpider(scrapy.Spider):
         if not settings.getbool("FEEDLOOM_LOCK_HELD"):
             # `scrapy crawl feeds` and scrapyd jobs take the lock `feedloom crawl` takes before starting Scrapy.
             spider.lock = acquire_lock(db_path, settings.getfloat("FEEDLOOM_LOCK_WAIT", 10.0))
-        store = Store.open(db_path)
-        try:
-            if spider.feed_rows is None:
-                spider.feed_rows = store.due_feeds(
-                    all_feeds=settings.getbool("FEEDLOOM_ALL_FEEDS"),
-                    feed_ids=[int(i) for i in settings.getlist("FEEDLOOM_FEED_IDS")],
-                )
-            spider.known = store.known_feed_hashes([f["id"] for f in spider.feed_rows])
-        finally:
-            store.close()
+        # A reading connection of the spider's own, for what each feed's entries looked like last time;
+        # the store pipeline holds the writing one.
+        spider.reader = Store.open(db_path)
+        if spider.feed_rows is None:
+            spider.feed_rows = spider.reader.due_feeds(
+                all_feeds=settings.getbool("FEEDLOOM_ALL_FEEDS"),
+                feed_ids=[int(i) for i in settings.getlist("FEEDLOOM_FEED_IDS")],
+            )
         return spider
 
     def closed(self, reason: str) -> None:
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
         if self.lock is not None:
             release_lock(self.lock)
             self.lock = None
@@ -94,21 +95,25 @@ class FeedsSpider(scrapy.Spider):
             fetched_at=to_iso(utc_now()),
             duration_ms=_elapsed_ms(response.meta),
         )
+        # Loaded per feed as its response arrives: memory stays flat however many feeds are due.
+        known = self.reader.known_feed_hashes([feed["id"]]) if items and self.reader is not None else {}
         for item in items:
             assert isinstance(item, EntryItem)
-            yield from self._route_entry(feed, item)
+            yield from self._route_entry(feed, item, known)
         assert isinstance(fetch, FeedFetch)
         if self.pages_pending.get(feed["id"]):
             self.held_fetches[feed["id"]] = fetch
         else:
             yield fetch
 
-    def _route_entry(self, feed: dict[str, Any], item: EntryItem) -> Iterator[EntryItem | scrapy.Request]:
+    def _route_entry(
+        self, feed: dict[str, Any], item: EntryItem, known_hashes: dict[tuple[int, str], str]
+    ) -> Iterator[EntryItem | scrapy.Request]:
         raw = item.raw
         feed_hash = feed_side_hash(raw)
         item = replace(item, feed_hash=feed_hash)
         recipe = recipe_for(raw.link, self.recipes) if raw.link else None
-        known = self.known.get((feed["id"], raw.guid or raw.link or ""))
+        known = known_hashes.get((feed["id"], raw.guid or raw.link or ""))
         reason = page_reason(
             raw,
             feed_full_content=feed.get("full_content"),
