@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,16 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, name)
 
 
+@contextmanager
+def opened_store(db_path: str | None, *, create: bool = True) -> Iterator[Any]:
+    """The store for one command, closed whatever happens."""
+    store = open_store(db_path, create=create)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="feedloom")
 def main() -> None:
@@ -77,11 +89,8 @@ def add(url: str, name: str | None, categories: tuple[str, ...], db_path: str | 
     clean = normalize_url(url)
     if clean is None:
         raise click.ClickException(f"not an http(s) URL: {url!r}")
-    store = open_store(db_path)
-    try:
+    with opened_store(db_path) as store:
         feed_id, created = store.add_feed(clean, name=name, categories=categories)
-    finally:
-        store.close()
     click.echo(f"{'added' if created else 'already subscribed, updated'} feed {feed_id}: {clean}")
 
 
@@ -96,10 +105,9 @@ def import_(file: str, db_path: str | None) -> None:
         specs = load_feed_list(file)
     except FeedListError as exc:
         raise click.ClickException(str(exc)) from None
-    store = open_store(db_path)
     added = updated = 0
     skipped: list[str] = []
-    try:
+    with opened_store(db_path) as store:
         for spec in specs:
             clean = normalize_url(spec.url)
             if clean is None:
@@ -108,8 +116,6 @@ def import_(file: str, db_path: str | None) -> None:
             _, created = store.add_feed(clean, name=spec.name, categories=spec.categories)
             added += created
             updated += not created
-    finally:
-        store.close()
     click.echo(f"{file}: {added} feeds added, {updated} already subscribed")
     for url in skipped:
         click.echo(f"  skipped {url!r}: not an http(s) URL", err=True)
@@ -120,11 +126,8 @@ def import_(file: str, db_path: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def feeds(db_path: str | None, as_json: bool) -> None:
     """List subscribed feeds: id, name, url, categories, last status, entries."""
-    store = open_store(db_path)
-    try:
+    with opened_store(db_path) as store:
         rows = store.feeds()
-    finally:
-        store.close()
     for row in rows:
         row["categories"] = json.loads(row.get("categories") or "[]")
         row["name"] = row.get("name") or row.get("title") or ""
@@ -269,12 +272,9 @@ def print_summary(row: dict[str, Any], seconds: float, db: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status(db_path: str | None, as_json: bool) -> None:
     """Feed health: last success, last error, failures, next check, entries per week; totals."""
-    store = open_store(db_path, create=False)
-    try:
+    with opened_store(db_path, create=False) as store:
         rows = store.feed_health()
         last_crawl = next(store.db.query("SELECT * FROM crawls ORDER BY id DESC LIMIT 1"), None)
-    finally:
-        store.close()
     totals = {name: sum(1 for r in rows if r["health"] == name) for name in ("healthy", "failing", "deactivated", "new")}
     if as_json:
         click.echo(json.dumps({"feeds": rows, "totals": totals, "last_crawl": last_crawl}, ensure_ascii=False, indent=2))
@@ -302,11 +302,8 @@ def status(db_path: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def columnists(db_path: str | None, as_json: bool) -> None:
     """List columnists: name, site, posts, first and latest post, profile."""
-    store = open_store(db_path, create=False)
-    try:
+    with opened_store(db_path, create=False) as store:
         rows = store.columnists()
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -326,17 +323,14 @@ def columnists(db_path: str | None, as_json: bool) -> None:
 @db_option
 def delete(entry_ids: tuple[str, ...], reason: str, db_path: str | None) -> None:
     """Delete entries by id; a tombstone keeps later crawls from bringing them back."""
-    store = open_store(db_path, create=False)
     missing = []
-    try:
+    with opened_store(db_path, create=False) as store:
         for entry_id in entry_ids:
             gone = store.delete_entry(entry_id, reason)
             if gone is None:
                 missing.append(entry_id)
             else:
                 click.echo(f"deleted {gone['id']}: {gone['title'] or gone['url']}")
-    finally:
-        store.close()
     if missing:
         raise click.ClickException(f"no entry with id {', '.join(missing)}")
 
@@ -398,23 +392,18 @@ def demo(db_path: str | None, site: str | None, verbose: int) -> None:
     if not (root / "feeds.toml").exists():
         raise click.ClickException(f"{root}: no feeds.toml here; is this the demo site?")
     db = resolve_db(db_path)
-    store = open_store(db)
-    try:
+    with opened_store(db) as store:
         for spec in load_feed_list(root / "feeds.toml"):
             store.add_feed(spec.url, name=spec.name, categories=spec.categories)
-    finally:
-        store.close()
     with FixtureServer(root) as server:
         click.echo(f"demo site served at {server.url} (as an HTTP proxy for its hosts)")
         _crawl(db, all_feeds=True, allow_private=True, proxy=server.url, verbose=verbose, progress=True)
-    store = open_store(db)
-    try:
+    with opened_store(db) as store:
         total = store.db.execute("SELECT count(*) FROM entries").fetchone()[0]
-    finally:
-        store.close()
     click.echo(f"\n{total} entries in {db}")
     click.echo(f"list feeds:   feedloom feeds --db {db}")
-    click.echo(f"browse them:  feedloom serve --db {db}    (or: datasette {db} -m data/metadata.yml)")
+    click.echo(f"browse them:  feedloom serve --db {db}")
+    click.echo(f"   (or plain: datasette {db} -m data/metadata.yml --plugins-dir data/datasette/plugins)")
 
 
 if __name__ == "__main__":
