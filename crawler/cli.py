@@ -81,16 +81,25 @@ def main() -> None:
 @click.argument("url")
 @click.option("--name", help="A name for the feed (default: the feed's own title).")
 @click.option("--category", "categories", multiple=True, help="A label added to every entry of this feed; repeatable.")
+@click.option("--timezone", help="Time zone for the feed's dates that carry none (e.g. Asia/Shanghai or +08:00).")
+@click.option("--full-content/--no-full-content", default=None,
+              help="Always (or never) fetch each entry's article page; unset: fetch when the feed gives only summaries.")
 @db_option
-def add(url: str, name: str | None, categories: tuple[str, ...], db_path: str | None) -> None:
+def add(url: str, name: str | None, categories: tuple[str, ...], timezone: str | None, full_content: bool | None,
+        db_path: str | None) -> None:
     """Subscribe to the feed at URL."""
+    from crawler.feedlist import valid_timezone
     from pipelines.metadata import normalize_url
 
     clean = normalize_url(url)
     if clean is None:
         raise click.ClickException(f"not an http(s) URL: {url!r}")
+    if timezone is not None and not valid_timezone(timezone):
+        raise click.BadParameter(f"{timezone!r} is neither a zone name like Asia/Shanghai nor an offset like +08:00",
+                                 param_hint="--timezone")
     with opened_store(db_path) as store:
-        feed_id, created = store.add_feed(clean, name=name, categories=categories)
+        feed_id, created = store.add_feed(clean, name=name, categories=categories, timezone=timezone,
+                                          full_content=full_content)
     click.echo(f"{'added' if created else 'already subscribed, updated'} feed {feed_id}: {clean}")
 
 
@@ -113,7 +122,8 @@ def import_(file: str, db_path: str | None) -> None:
             if clean is None:
                 skipped.append(spec.url)
                 continue
-            _, created = store.add_feed(clean, name=spec.name, categories=spec.categories)
+            _, created = store.add_feed(clean, name=spec.name, categories=spec.categories, timezone=spec.timezone,
+                                        full_content=spec.full_content)
             added += created
             updated += not created
     click.echo(f"{file}: {added} feeds added, {updated} already subscribed")

@@ -18,6 +18,22 @@ class FeedSpec:
     url: str
     name: str | None = None
     categories: tuple[str, ...] = ()
+    timezone: str | None = None  # for the feed's dates without a zone: "Asia/Shanghai" or "+08:00"
+    full_content: bool | None = None  # always (true) or never (false) fetch article pages; unset: decide
+
+
+def valid_timezone(value: str) -> bool:
+    """An IANA zone name (`Asia/Shanghai`) or a UTC offset (`+08:00`)."""
+    import re
+    import zoneinfo
+
+    if re.fullmatch(r"[+-](0\d|1[0-4]):?[0-5]\d", value.strip()):
+        return True
+    try:
+        zoneinfo.ZoneInfo(value.strip())
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def load_feed_list(path: str | Path) -> list[FeedSpec]:
@@ -47,11 +63,19 @@ def parse_toml_list(data: bytes, name: str = "<toml>") -> list[FeedSpec]:
         categories = item.get("categories") or []
         if isinstance(categories, str):
             categories = [categories]
+        full_content = item.get("full_content")
+        if full_content is not None and not isinstance(full_content, bool):
+            raise FeedListError(f"{name}: feed #{index} full_content must be true or false")
+        timezone = item.get("timezone")
+        if timezone is not None and (not isinstance(timezone, str) or not valid_timezone(timezone)):
+            raise FeedListError(f"{name}: feed #{index} has an unknown timezone {timezone!r}")
         out.append(
             FeedSpec(
                 url=item["url"].strip(),
                 name=str(item["name"]) if item.get("name") else None,
                 categories=tuple(str(c) for c in categories if str(c).strip()),
+                timezone=timezone,
+                full_content=full_content,
             )
         )
     return out

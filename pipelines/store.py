@@ -95,9 +95,18 @@ class Store:
 
     # -- feeds ---------------------------------------------------------------
 
-    def add_feed(self, url: str, *, name: str | None = None, categories: Sequence[str] = ()) -> tuple[int, bool]:
+    def add_feed(
+        self,
+        url: str,
+        *,
+        name: str | None = None,
+        categories: Sequence[str] = (),
+        timezone: str | None = None,
+        full_content: bool | None = None,
+    ) -> tuple[int, bool]:
         """Subscribe to a feed; returns (id, created). Adding it again merges name and categories."""
         now = to_iso(utc_now())
+        flag = None if full_content is None else int(full_content)
         row = self.db.execute("SELECT id, name, categories FROM feeds WHERE url = ?", [url]).fetchone()
         if row is not None:
             feed_id, old_name, old_categories = row
@@ -106,14 +115,15 @@ class Store:
                 if category not in merged:
                     merged.append(category)
             self.db.execute(
-                "UPDATE feeds SET name = ?, categories = ? WHERE id = ?",
-                [name or old_name, json.dumps(merged, ensure_ascii=False), feed_id],
+                "UPDATE feeds SET name = ?, categories = ?, timezone = coalesce(?, timezone),"
+                " full_content = coalesce(?, full_content) WHERE id = ?",
+                [name or old_name, json.dumps(merged, ensure_ascii=False), timezone, flag, feed_id],
             )
             return feed_id, False
         cursor = self.db.execute(
-            "INSERT INTO feeds (url, name, categories, added_at, next_check_at, active, consecutive_failures)"
-            " VALUES (?, ?, ?, ?, ?, 1, 0)",
-            [url, name, json.dumps(list(categories), ensure_ascii=False), now, now],
+            "INSERT INTO feeds (url, name, categories, timezone, full_content, added_at, next_check_at, active,"
+            " consecutive_failures) VALUES (?, ?, ?, ?, ?, ?, ?, 1, 0)",
+            [url, name, json.dumps(list(categories), ensure_ascii=False), timezone, flag, now, now],
         )
         return int(cursor.lastrowid or 0), True
 

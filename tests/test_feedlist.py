@@ -64,3 +64,13 @@ def test_shipped_feed_list_loads():
     urls = [s.url for s in specs]
     assert any("woshipm.com" in u for u in urls)
     assert any("rsshub" in u and "woshipm" in u for u in urls)
+
+
+def test_toml_timezone_and_full_content(tmp_path):
+    path = tmp_path / "feeds.toml"
+    path.write_text('[[feeds]]\nurl = "https://e.cn/feed"\ntimezone = "Asia/Shanghai"\nfull_content = false\n', encoding="utf-8")
+    (spec,) = load_feed_list(path)
+    assert spec.timezone == "Asia/Shanghai" and spec.full_content is False
+    path.write_text('[[feeds]]\nurl = "https://e.cn/feed"\ntimezone = "Mars/Olympus"\n', encoding="utf-8")
+    with pytest.raises(FeedListError, match="unknown timezone"):
+        load_feed_list(path)

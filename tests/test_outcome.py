@@ -65,3 +65,16 @@ def test_cache_headers():
     assert max_age({"expires": "Wed, 01 May 2024 00:10:00 GMT"}, NOW) == 600
     assert max_age({"expires": "garbage"}, NOW) is None
     assert retry_after({"retry-after": "-5"}, NOW) is None
+
+
+def test_a_feeds_own_timezone_reads_dates_without_a_zone():
+    from pipelines.stages import normalize_entry
+
+    body = (
+        "<rss version='2.0'><channel><title>T</title><item><title>a</title><link>http://e.com/a</link>"
+        "<pubDate>2024-01-01 10:00:00</pubDate></item></channel></rss>"
+    ).encode()
+    for timezone, expected in ((None, "2024-01-01T10:00:00Z"), ("Asia/Shanghai", "2024-01-01T02:00:00Z"), ("-05:00", "2024-01-01T15:00:00Z")):
+        feed = {**FEED, "timezone": timezone}
+        entry_item, _ = decide_feed_response(feed, Response("http://e.com/feed", 200, {}, body), fetched_at=NOW)
+        assert normalize_entry(entry_item.raw, entry_item.context).published_at == expected
