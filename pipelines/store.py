@@ -401,11 +401,11 @@ class Store:
     def _write_fetch(self, fetch: FeedFetch, counts: CrawlCounts, crawl_id: int | None) -> None:
         db = self.db
         feed = db.execute(
-            "SELECT consecutive_failures, last_success_at, url FROM feeds WHERE id = ?", [fetch.feed_id]
+            "SELECT consecutive_failures, last_success_at, url, check_interval_s FROM feeds WHERE id = ?", [fetch.feed_id]
         ).fetchone()
         if feed is None:
             return
-        failures, last_success, old_url = feed
+        failures, last_success, old_url, last_interval = feed
         now_dt = from_iso(fetch.fetched_at) if fetch.fetched_at else utc_now()
         now = to_iso(now_dt)
         updates: dict[str, Any] = {
@@ -421,8 +421,12 @@ class Store:
             counts.feeds_failed += 1
             counts.errors.append({"feed": old_url, "error": fetch.error or "unknown error"})
         else:
-            per_day = self._entries_per_day(fetch.feed_id)
-            interval = success_interval(self.schedule, entries_per_day=per_day, max_age_s=fetch.max_age_s)
+            if fetch.status == "not_modified" and last_interval and not failures:
+                # Nothing new: the publishing rate is what it was, only the server's hints may have moved.
+                interval = max(last_interval, min(fetch.max_age_s or 0, 7 * 86400))
+            else:
+                per_day = self._entries_per_day(fetch.feed_id)
+                interval = success_interval(self.schedule, entries_per_day=per_day, max_age_s=fetch.max_age_s)
             updates.update(last_error=None, consecutive_failures=0, last_success_at=now)
             if fetch.status == "ok":
                 counts.feeds_fetched += 1
