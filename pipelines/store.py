@@ -85,6 +85,10 @@ class Store:
     def __init__(self, db: Database, schedule: ScheduleSettings | None = None) -> None:
         self.db = db
         self.schedule = schedule or ScheduleSettings()
+        # Entries this crawl created: another feed's copy of one of them, seen in the same crawl, is a
+        # second view of the same article, not a newer version of it.
+        self._crawl_id: int | None = None
+        self._created_now: set[str] = set()
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True, schedule: ScheduleSettings | None = None) -> Store:
@@ -242,7 +246,7 @@ class Store:
                 if isinstance(item, FeedFetch):
                     self._write_fetch(item, counts, crawl_id)
                 else:
-                    self._write_entry(item, counts, touched)
+                    self._write_entry(item, counts, touched, crawl_id)
             self._refresh_columnists(touched)
             self.db.execute("COMMIT")
         except BaseException:
@@ -265,7 +269,11 @@ class Store:
                 what = "its fetch record" if isinstance(item, FeedFetch) else f"entry {item.raw.link or item.raw.guid}"
                 counts.errors.append({"feed": where, "error": f"{what} could not be stored: {type(exc).__name__}: {exc}"[:500]})
 
-    def _write_entry(self, item: EntryItem, counts: CrawlCounts, touched: set[str] | None = None) -> None:
+    def _write_entry(
+        self, item: EntryItem, counts: CrawlCounts, touched: set[str] | None = None, crawl_id: int | None = None
+    ) -> None:
+        if crawl_id != self._crawl_id:
+            self._crawl_id, self._created_now = crawl_id, set()
         entry = item.entry
         assert entry is not None, "the store receives normalized entries only"
         feed_id = item.context.feed_id
@@ -308,6 +316,8 @@ class Store:
             _insert(db, "entries", row)
             _insert(db, "entry_sightings", _sighting(entry, feed_id, now, None, item.feed_hash))
             counts.entries_new += 1
+            if crawl_id is not None:
+                self._created_now.add(entry.id)
             return
         entry_id, old_hash, owner_feed, old_title, old_html, last_changed, first_seen, old_source, old_len = existing
         sighting = db.execute(
@@ -333,7 +343,8 @@ class Store:
             if sighting is not None:
                 counts.entries_unchanged += 1
             return
-        if self._keeps_stored_version(entry, item, entry_id, owner_feed, old_source, old_len):
+        same_crawl_view = owner_feed != feed_id and entry_id in self._created_now
+        if same_crawl_view or self._keeps_stored_version(entry, item, entry_id, owner_feed, old_source, old_len):
             db.execute("UPDATE entries SET last_seen_at = ? WHERE id = ?", [now, entry_id])
             if sighting is not None:
                 counts.entries_unchanged += 1

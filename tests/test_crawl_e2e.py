@@ -49,6 +49,7 @@ def test_first_crawl_stores_the_expected_entries(crawled):
     assert first.returncode == 0, first.stderr + first.stdout
     assert "Traceback" not in first.stderr + first.stdout
     assert "crawled 6 feeds" in first.stdout
+    assert "entries: 15 new, 0 updated, 1 merged as duplicates" in first.stdout
     entries = query(db, "SELECT * FROM entries")
     urls = [e["url"] for e in entries]
     assert len(urls) == len(set(urls))

@@ -165,3 +165,11 @@ def test_one_bad_item_loses_only_itself(store):
     assert feed_row(store)["last_status"] == "ok"
     (error,) = counts.errors
     assert "https://e.com/bad" in error["error"] and "could not be stored" in error["error"]
+
+
+def test_two_feeds_views_in_one_crawl_are_one_entry_without_a_revision(store):
+    counts = CrawlCounts()
+    crawl = store.start_crawl(2)
+    store.write_batch([item(make_entry(), 1), item(make_entry(title="另一个视角"), 2)], counts, crawl)
+    assert (counts.entries_new, counts.entries_merged, counts.entries_updated) == (1, 1, 0)
+    assert store.db.execute("SELECT title, revision_count FROM entries").fetchone() == ("标题", 0)
