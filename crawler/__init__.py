@@ -1,0 +1,1 @@
+"""feedloom: the Scrapy project and the application around it."""

@@ -1,0 +1,1 @@
+"""feedloom item pipelines and the modules beside the store: metadata -> html -> dedupe -> store."""
