@@ -306,7 +306,14 @@ def bad_crawl(tmp_path_factory):
         second = feedloom_measured("crawl", "--db", str(db), "--allow-private", "-q", "--feed", str(changing_id))
     with sqlite3.connect(db) as conn:
         conn.row_factory = sqlite3.Row
-        entries = [dict(r) for r in conn.execute("SELECT e.*, f.url AS feed_url FROM entries e JOIN feeds f ON f.id = e.feed_id")]
+        # Through the sightings: an article several feeds carry (example.com/1) belongs to each of them.
+        entries = [
+            dict(r)
+            for r in conn.execute(
+                "SELECT e.*, f.url AS feed_url FROM entry_sightings s JOIN entries e ON e.id = s.entry_id"
+                " JOIN feeds f ON f.id = s.feed_id"
+            )
+        ]
     return SimpleNamespace(first=first, second=second, feeds=feeds_by_path(db), entries=entries)
 
 
