@@ -1044,11 +1044,16 @@ def count_words(text: str) -> int:
 
 def reading_minutes(text: str) -> int:
     """Minutes to read `text` at 400 CJK characters or 220 other words a minute; at least 1 if non-empty."""
+    return text_stats(text)[1]
+
+
+def text_stats(text: str) -> tuple[int, int]:
+    """(count_words, reading_minutes) of `text`, counting once."""
     if not text or not text.strip():
-        return 0
+        return 0, 0
     cjk, words = _word_counts(text)
     # ceil(cjk/400 + words/220) in integers, so that float rounding never adds a minute
-    return max(1, -(-(cjk * 220 + words * 400) // 88_000))
+    return cjk + words, max(1, -(-(cjk * 220 + words * 400) // 88_000))
 
 
 # ---------------------------------------------------------------------------

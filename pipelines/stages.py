@@ -8,14 +8,7 @@ from typing import Any
 from crawler.items import Entry, EntryItem, FeedContext, RawEntry
 from pipelines.dedupe import identify
 from pipelines.html import DEFAULT_RULES, HtmlRules, clean_html, extract_text, find_cover_image, load_html_rules, normalize_html
-from pipelines.metadata import (
-    count_words,
-    detect_language,
-    normalize_metadata,
-    normalize_title,
-    normalize_url,
-    reading_minutes,
-)
+from pipelines.metadata import detect_language, normalize_metadata, normalize_title, normalize_url, text_stats
 
 SUMMARY_CHARS = 280
 
@@ -36,6 +29,7 @@ def apply_html(entry: Entry, *, base_url: str | None, rules: HtmlRules = DEFAULT
         cover = find_cover_image(clean.html, base_url=base_url) or None
     cover = normalize_url(cover) if cover else None
     title = entry.title or _shorten(text.split("\n", 1)[0], 80)
+    word_count, minutes = text_stats(text)
     return replace(
         entry,
         title=title,
@@ -45,8 +39,8 @@ def apply_html(entry: Entry, *, base_url: str | None, rules: HtmlRules = DEFAULT
         author_bio=clean.bio or entry.author_bio,
         cover_image=cover,
         language=detect_language(entry.language, text or title),
-        word_count=count_words(text),
-        reading_minutes=reading_minutes(text),
+        word_count=word_count,
+        reading_minutes=minutes,
     )
 
 

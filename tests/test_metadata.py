@@ -563,3 +563,10 @@ def test_metadata_module_stays_pure() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("text", ["", "  ", "电商 is big", "跨境电商" * 300, "word " * 500])
+def test_text_stats_matches_count_words_and_reading_minutes(text):
+    from pipelines.metadata import text_stats
+
+    assert text_stats(text) == (count_words(text) if text.strip() else 0, reading_minutes(text))
