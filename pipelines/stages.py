@@ -7,7 +7,7 @@ from typing import Any
 
 from crawler.items import Entry, EntryItem, FeedContext, RawEntry
 from pipelines.dedupe import identify
-from pipelines.html import DEFAULT_RULES, HtmlRules, clean_html, extract_text, find_cover_image, load_html_rules, normalize_html
+from pipelines.html import DEFAULT_RULES, HtmlRules, clean_html, extract_text, load_html_rules, normalize_html
 from pipelines.metadata import detect_language, normalize_metadata, normalize_title, normalize_url, text_stats
 
 SUMMARY_CHARS = 280
@@ -26,7 +26,7 @@ def apply_html(entry: Entry, *, base_url: str | None, rules: HtmlRules = DEFAULT
     summary = _shorten(summary_text, SUMMARY_CHARS) or None
     cover = entry.cover_image
     if cover is None and clean.images:
-        cover = find_cover_image(clean.html, base_url=base_url) or None
+        cover = clean.images[0]  # already meaningful: no pixels, icons, avatars or emoji
     cover = normalize_url(cover) if cover else None
     title = entry.title or _shorten(text.split("\n", 1)[0], 80)
     word_count, minutes = text_stats(text)
