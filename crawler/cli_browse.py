@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from crawler.cli import db_option, open_store, resolve_db
+from crawler.cli import db_option, open_store, opened_store, resolve_db
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 METADATA = DATA / "metadata.yml"
@@ -80,12 +80,9 @@ def search(query: str, db_path: str | None, limit: int, offset: int, as_json: bo
     """
     from pipelines.search import search_entries
 
-    store = open_store(db_path, create=False)
-    try:
-        marks = ("[", "]") if as_json else ("\x1b[1m", "\x1b[0m")
+    marks = ("[", "]") if as_json else ("\x1b[1m", "\x1b[0m")
+    with opened_store(db_path, create=False) as store:
         rows = search_entries(store.db, query, limit=limit, offset=offset, marks=marks)
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return

@@ -88,7 +88,7 @@ class FeedsSpider(scrapy.Spider):
             Response(
                 url=response.url,
                 status=response.status,
-                headers={k.decode("latin-1").lower(): v[0].decode("latin-1") for k, v in response.headers.items() if v},
+                headers=_headers(response),
                 body=response.body,
                 redirects=tuple(response.meta.get("redirect_reasons") or ()),
             ),
@@ -155,9 +155,8 @@ class FeedsSpider(scrapy.Spider):
         if response.status >= 400:
             yield from self._release(link, error=f"article page answered HTTP {response.status}")
             return
-        headers = {k.decode("latin-1").lower(): v[0].decode("latin-1") for k, v in response.headers.items() if v}
         try:
-            fields = extract_article(response.body, response.url, headers, response.meta.get("recipe"))
+            fields = extract_article(response.body, response.url, _headers(response), response.meta.get("recipe"))
         except ExtractError as exc:
             yield from self._release(link, error=f"article page not extracted: {exc}")
             return
@@ -169,10 +168,7 @@ class FeedsSpider(scrapy.Spider):
 
     def page_error(self, failure: Failure) -> Iterator[EntryItem | FeedFetch]:
         request = failure.request  # type: ignore[attr-defined]
-        reason = _describe_failure(failure)
-        if "DNS lookup failed" in reason and not self.settings.getbool("FEEDLOOM_ALLOW_PRIVATE"):
-            reason = explain_refused_host(request.url) or reason
-        yield from self._release(request.meta["page_of"], error=f"article page not fetched: {reason}")
+        yield from self._release(request.meta["page_of"], error=f"article page not fetched: {self._reason(failure)}")
 
     def _release(
         self, link: str, *, fields: ArticleFields | None = None, page_url: str = "", error: str | None = None
@@ -192,16 +188,24 @@ class FeedsSpider(scrapy.Spider):
 
     def failed(self, failure: Failure) -> Iterator[FeedFetch]:
         request = failure.request  # type: ignore[attr-defined]
-        reason = _describe_failure(failure)
-        if "DNS lookup failed" in reason and not self.settings.getbool("FEEDLOOM_ALLOW_PRIVATE"):
-            # Twisted hides why our resolver refused the answer: ask once more, to say so.
-            reason = explain_refused_host(request.url) or reason
         yield error_outcome(
             request.meta["feed"],
-            reason,
+            self._reason(failure),
             fetched_at=to_iso(utc_now()),
             duration_ms=_elapsed_ms(request.meta),
         )
+
+    def _reason(self, failure: Failure) -> str:
+        reason = _describe_failure(failure)
+        if "DNS lookup failed" in reason and not self.settings.getbool("FEEDLOOM_ALLOW_PRIVATE"):
+            # Twisted hides why our resolver refused the answer: ask once more, to say so.
+            reason = explain_refused_host(failure.request.url) or reason  # type: ignore[attr-defined]
+        return reason
+
+
+def _headers(response: ScrapyResponse) -> dict[str, str]:
+    """Response headers as plain lower-case strings, first value of each, for the pure parsers."""
+    return {k.decode("latin-1").lower(): v[0].decode("latin-1") for k, v in response.headers.items() if v}
 
 
 def _elapsed_ms(meta: dict[str, Any]) -> int | None:
