@@ -123,3 +123,4 @@ class EntryItem:
     page_error: str | None = None  # why the article page could not complete it
     page_method: str | None = None  # "recipe:<name>" or "fallback:readability"
     feed_hash: str | None = None  # fingerprint of what the feed itself said; a change refetches the page
+    normalized: bool = False  # a worker process already ran the metadata, html and dedupe stages on it

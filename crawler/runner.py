@@ -57,6 +57,12 @@ def run_crawl(options: CrawlOptions) -> dict[str, Any]:
         load_recipes(settings.get("FEEDLOOM_SITES_DIR") or None)
     except RecipeError as exc:
         raise CrawlConfigError(str(exc)) from None
+    from crawler.workers import auto_workers
+
+    try:
+        auto_workers(settings.get("FEEDLOOM_WORKERS"), 0)
+    except ValueError as exc:
+        raise CrawlConfigError(str(exc)) from None
     with crawl_lock(options.db_path, options.lock_wait_s):
         store = Store.open(options.db_path)  # create and migrate before Scrapy starts
         try:

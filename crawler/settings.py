@@ -87,6 +87,10 @@ FEEDLOOM_MAX_PAGES_PER_FEED = 200
 FEEDLOOM_SITES_DIR = ""
 # Default rules for cleaning entry HTML (widgets, bio markers, lazy images).
 FEEDLOOM_HTML_RULES = ""
+# Worker processes that parse and normalize feeds beside the crawl process: a number, or "auto"
+# (one per CPU core, at most 4, when 20 or more feeds are due; none for smaller crawls). 0 does
+# everything in the crawl process, which custom item pipelines replacing ours need.
+FEEDLOOM_WORKERS = "auto"
 # Show a progress line on a terminal.
 FEEDLOOM_PROGRESS = True
 # Scheduling: bounds of the adaptive check interval, and the failure backoff, in seconds.

@@ -72,9 +72,13 @@ def _shorten(text: str, limit: int) -> str:
     return text[: limit - 1].rstrip() + "…"
 
 
+# Each stage passes over an item a worker process normalized already (crawler/workers.py):
+# the worker ran these same functions with the same rules.
+
+
 class MetadataPipeline:
     def process_item(self, item: Any) -> Any:
-        if isinstance(item, EntryItem) and item.entry is None:
+        if isinstance(item, EntryItem) and item.entry is None and not item.normalized:
             return replace(item, entry=metadata_stage(item.raw, item.context))
         return item
 
@@ -89,7 +93,7 @@ class HtmlPipeline:
         return cls(load_html_rules(path) if path else DEFAULT_RULES)
 
     def process_item(self, item: Any) -> Any:
-        if isinstance(item, EntryItem) and item.entry is not None:
+        if isinstance(item, EntryItem) and item.entry is not None and not item.normalized:
             base = item.raw.base_url or item.entry.url or item.context.feed_url
             return replace(item, entry=apply_html(item.entry, base_url=base, rules=self.rules))
         return item
@@ -97,6 +101,6 @@ class HtmlPipeline:
 
 class DedupePipeline:
     def process_item(self, item: Any) -> Any:
-        if isinstance(item, EntryItem) and item.entry is not None:
+        if isinstance(item, EntryItem) and item.entry is not None and not item.normalized:
             return replace(item, entry=identify(item.entry))
         return item

@@ -344,6 +344,15 @@ class Store:
                 counts.entries_unchanged += 1
             return
         same_crawl_view = owner_feed != feed_id and entry_id in self._created_now
+        if same_crawl_view and _view_rank(item.content_source, len(entry.content_text), entry.content_hash) > _view_rank(
+            old_source, old_len, old_hash
+        ):
+            # Two feeds' copies in one crawl are one first sighting, not a revision; the better copy is
+            # kept whichever feed answered first, so the result does not depend on arrival order.
+            row.pop("id")
+            row.update(last_seen_at=now, feed_id=feed_id)
+            _update(db, entry_id, row)
+            return
         if same_crawl_view or self._keeps_stored_version(entry, item, entry_id, owner_feed, old_source, old_len):
             db.execute("UPDATE entries SET last_seen_at = ? WHERE id = ?", [now, entry_id])
             if sighting is not None:
@@ -500,6 +509,11 @@ def _sighting(entry: Entry, feed_id: int | None, now: str, reason: str | None, f
         "entry_id": entry.id, "feed_id": feed_id, "feed_guid": entry.feed_guid, "feed_link": entry.feed_link,
         "first_seen_at": now, "last_seen_at": now, "merge_reason": reason, "feed_hash": feed_hash,
     }
+
+
+def _view_rank(source: str | None, text_length: int | None, content_hash: str) -> tuple[bool, int, str]:
+    """Which of two copies of an entry seen in one crawl to keep: the article page's, then the longer, then any fixed one."""
+    return source == "page", text_length or 0, content_hash
 
 
 def _why_merged(entry: Entry, existing: Sequence[Any], reason: str | None) -> str:

@@ -173,3 +173,18 @@ def test_two_feeds_views_in_one_crawl_are_one_entry_without_a_revision(store):
     store.write_batch([item(make_entry(), 1), item(make_entry(title="另一个视角"), 2)], counts, crawl)
     assert (counts.entries_new, counts.entries_merged, counts.entries_updated) == (1, 1, 0)
     assert store.db.execute("SELECT title, revision_count FROM entries").fetchone() == ("标题", 0)
+
+
+@pytest.mark.parametrize("page_first", [True, False])
+def test_two_copies_in_one_crawl_keep_the_better_one_whatever_the_order(store, page_first):
+    """Worker processes and the network decide which feed answers first; the stored entry must not depend on it."""
+    crawl = store.start_crawl(2)
+    long_body = "<p>" + "完整正文。" * 40 + "</p>"
+    page_copy = replace(item(make_entry(body=long_body, content_text="完整正文。" * 40), 1), content_source="page")
+    feed_copy = item(make_entry(summary="摘要"), 2)
+    counts = CrawlCounts()
+    store.write_batch([page_copy, feed_copy] if page_first else [feed_copy, page_copy], counts, crawl)
+    row = store.db.execute("SELECT content_html, content_source, revision_count FROM entries").fetchone()
+    assert row == (long_body, "page", 0)
+    assert count(store, "entry_revisions") == 0 and count(store, "entry_sightings") == 2
+    assert (counts.entries_new, counts.entries_merged, counts.entries_updated) == (1, 1, 0)

@@ -14,11 +14,13 @@ from twisted.python.failure import Failure
 
 from crawler.items import EntryItem, FeedFetch
 from crawler.addresses import explain_refused_host
-from crawler.outcome import Response, decide_feed_response, error_outcome
-from crawler.pages import complete_from_page, feed_side_hash, page_failed, page_problem, page_reason
+from crawler.outcome import Response, error_outcome
+from crawler.pages import complete_from_page, page_failed, page_problem
 from crawler.parsers.article import ArticleFields, ExtractError, extract_article
 from crawler.recipes import Recipe, load_recipes, recipe_for
 from crawler.timeutil import to_iso, utc_now
+from crawler.workers import FeedJob, ParsePool, WorkerCrashed, auto_workers
+from pipelines.html import DEFAULT_RULES, HtmlRules, load_html_rules
 from pipelines.lock import acquire_lock, release_lock
 from pipelines.store import Store, default_db_path
 
@@ -38,6 +40,8 @@ class FeedsSpider(scrapy.Spider):
         self.lock: Any = None
         self.pages_asked: dict[int, int] = {}
         self.max_pages_per_feed = 200
+        self.html_rules: HtmlRules = DEFAULT_RULES
+        self.pool = ParsePool(0)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> FeedsSpider:
@@ -57,9 +61,14 @@ class FeedsSpider(scrapy.Spider):
                 all_feeds=settings.getbool("FEEDLOOM_ALL_FEEDS"),
                 feed_ids=[int(i) for i in settings.getlist("FEEDLOOM_FEED_IDS")],
             )
+        rules_path = settings.get("FEEDLOOM_HTML_RULES")
+        spider.html_rules = load_html_rules(rules_path) if rules_path else DEFAULT_RULES
+        spider.pool = ParsePool(auto_workers(settings.get("FEEDLOOM_WORKERS"), len(spider.feed_rows)))
+        spider.pool.start()
         return spider
 
     def closed(self, reason: str) -> None:
+        self.pool.close()
         if self.reader is not None:
             self.reader.close()
             self.reader = None
@@ -81,11 +90,13 @@ class FeedsSpider(scrapy.Spider):
                 },
             )
 
-    def parse(self, response: ScrapyResponse, **kwargs: Any) -> Iterator[FeedFetch | EntryItem | scrapy.Request]:
+    async def parse(self, response: ScrapyResponse, **kwargs: Any) -> AsyncIterator[FeedFetch | EntryItem | scrapy.Request]:
         feed = response.meta["feed"]
-        *items, fetch = decide_feed_response(
-            feed,
-            Response(
+        # Loaded per feed as its response arrives: memory stays flat however many feeds are due.
+        known = self.reader.known_feed_hashes([feed["id"]]) if response.status == 200 and self.reader is not None else {}
+        job = FeedJob(
+            feed=feed,
+            response=Response(
                 url=response.url,
                 status=response.status,
                 headers=_headers(response),
@@ -94,36 +105,30 @@ class FeedsSpider(scrapy.Spider):
             ),
             fetched_at=to_iso(utc_now()),
             duration_ms=_elapsed_ms(response.meta),
+            known_hashes={key: value for (_, key), value in known.items()},
+            recipes=self.recipes,
+            rules=self.html_rules,
         )
-        # Loaded per feed as its response arrives: memory stays flat however many feeds are due.
-        known = self.reader.known_feed_hashes([feed["id"]]) if items and self.reader is not None else {}
-        for item in items:
-            assert isinstance(item, EntryItem)
-            yield from self._route_entry(feed, item, known)
-        assert isinstance(fetch, FeedFetch)
+        try:
+            routed, fetch = await self.pool.run(job)
+        except WorkerCrashed as exc:
+            yield error_outcome(feed, str(exc), fetched_at=job.fetched_at, duration_ms=job.duration_ms)
+            return
+        for entry in routed:
+            for out in self._route_entry(feed, entry.item, entry.page_reason):
+                yield out
         if self.pages_pending.get(feed["id"]):
             self.held_fetches[feed["id"]] = fetch
         else:
             yield fetch
 
-    def _route_entry(
-        self, feed: dict[str, Any], item: EntryItem, known_hashes: dict[tuple[int, str], str]
-    ) -> Iterator[EntryItem | scrapy.Request]:
-        raw = item.raw
-        feed_hash = feed_side_hash(raw)
-        item = replace(item, feed_hash=feed_hash)
-        recipe = recipe_for(raw.link, self.recipes) if raw.link else None
-        known = known_hashes.get((feed["id"], raw.guid or raw.link or ""))
-        reason = page_reason(
-            raw,
-            feed_full_content=feed.get("full_content"),
-            recipe=recipe,
-            known={"feed_hash": known} if known else None,
-        )
+    def _route_entry(self, feed: dict[str, Any], item: EntryItem, reason: str | None) -> Iterator[EntryItem | scrapy.Request]:
         if reason is None:
             yield item
             return
+        raw = item.raw
         assert raw.link is not None
+        recipe = recipe_for(raw.link, self.recipes)
         asked = self.pages_asked.get(feed["id"], 0)
         if asked >= self.max_pages_per_feed:
             # A feed listing thousands of summaries must not hold the crawl for hours; the rest wait

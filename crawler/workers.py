@@ -1,0 +1,142 @@
+"""Parse and normalize one feed response, in the crawl's own process or in a pool of worker processes.
+
+The crawl's time is CPU spent in parsing and per-entry normalization; one Python process uses one core.
+`work_feed` is a pure function of its job, so the spider can run it in worker processes (spawned, not
+forked: the crawl process runs a reactor and threads) while the reactor and the store stay in the main
+process. Entries whose article page must be fetched come back unnormalized: the page completes them
+first and the pipelines normalize them in the main process, as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from collections.abc import Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from crawler.items import EntryItem, FeedFetch
+from crawler.outcome import Response, decide_feed_response
+from crawler.pages import feed_side_hash, page_reason
+from crawler.recipes import Recipe, recipe_for
+from pipelines.html import DEFAULT_RULES, HtmlRules
+
+logger = logging.getLogger(__name__)
+
+# Below this many due feeds, starting worker processes costs more than it saves.
+AUTO_MIN_FEEDS = 20
+AUTO_MAX_WORKERS = 4
+
+
+class WorkerCrashed(RuntimeError):
+    """A worker process died (killed, out of memory, a crash in a C library) while parsing a feed."""
+
+
+@dataclass(frozen=True)
+class FeedJob:
+    """Everything `work_feed` needs, picklable: the feed's row, its response, what its entries looked like last time."""
+
+    feed: Mapping[str, Any]
+    response: Response
+    fetched_at: str
+    duration_ms: int | None = None
+    known_hashes: Mapping[str, str] = field(default_factory=dict)  # guid or link -> feed hash last stored
+    recipes: tuple[Recipe, ...] = ()
+    rules: HtmlRules = DEFAULT_RULES
+
+
+@dataclass(frozen=True)
+class Routed:
+    """One entry of the feed: normalized already, or waiting for its article page (`page_reason`)."""
+
+    item: EntryItem
+    page_reason: str | None = None
+
+
+def work_feed(job: FeedJob) -> tuple[list[Routed], FeedFetch]:
+    """The feed's entries, each routed (page or not) and normalized when no page is needed; its fetch record."""
+    from pipelines.stages import normalize_entry  # the stages import the html and metadata modules: heavy
+
+    *items, fetch = decide_feed_response(
+        job.feed, job.response, fetched_at=job.fetched_at, duration_ms=job.duration_ms
+    )
+    assert isinstance(fetch, FeedFetch)
+    routed: list[Routed] = []
+    for item in items:
+        assert isinstance(item, EntryItem)
+        raw = item.raw
+        feed_hash = feed_side_hash(raw)
+        known = job.known_hashes.get(raw.guid or raw.link or "")
+        reason = page_reason(
+            raw,
+            feed_full_content=job.feed.get("full_content"),
+            recipe=recipe_for(raw.link, job.recipes) if raw.link else None,
+            known={"feed_hash": known} if known else None,
+        )
+        item = replace(item, feed_hash=feed_hash)
+        if reason is None:
+            try:
+                item = replace(item, entry=normalize_entry(raw, item.context, job.rules), normalized=True)
+            except Exception:  # noqa: BLE001 - left to the pipelines, which record the failure as they always have
+                logger.debug("normalizing %s in a worker failed; the pipelines will try", raw.link, exc_info=True)
+        routed.append(Routed(item, reason))
+    return routed, fetch
+
+
+def auto_workers(setting: Any, feeds_due: int) -> int:
+    """Worker processes for a crawl: the setting when it is a number, else one per core for a large crawl."""
+    if setting not in (None, "", "auto"):
+        try:
+            return max(0, int(setting))
+        except (TypeError, ValueError):
+            raise ValueError(f"FEEDLOOM_WORKERS must be a number or 'auto', not {setting!r}") from None
+    if feeds_due < AUTO_MIN_FEEDS:
+        return 0
+    return max(1, min(os.cpu_count() or 1, AUTO_MAX_WORKERS))
+
+
+class ParsePool:
+    """Runs `work_feed` in `workers` processes, or inline when workers is 0; restarts after a crash."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    def start(self) -> None:
+        """Start the processes now (they import the parsers), while Scrapy is still starting too."""
+        if self.workers and self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+            )
+            for _ in range(self.workers):
+                self._executor.submit(_warm_up)
+
+    async def run(self, job: FeedJob) -> tuple[list[Routed], FeedFetch]:
+        if not self.workers:
+            return work_feed(job)
+        self.start()
+        assert self._executor is not None
+        try:
+            future: Future[tuple[list[Routed], FeedFetch]] = self._executor.submit(work_feed, job)
+            return await asyncio.wrap_future(future)
+        except BrokenProcessPool as exc:
+            self._discard()
+            raise WorkerCrashed(f"the parser process died on this feed ({exc or 'killed'})") from None
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def _discard(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _warm_up() -> None:
+    import pipelines.stages  # noqa: F401 - import the heavy modules before the first feed arrives

@@ -1,0 +1,154 @@
+"""Parsing and normalizing in worker processes: the same entries as the pipelines make, and crashes contained."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+
+import pytest
+
+from crawler.items import FeedFetch
+from crawler.outcome import Response, decide_feed_response
+from crawler.pages import feed_side_hash
+from crawler.recipes import Recipe
+from crawler.testserver import FixtureServer
+from crawler.workers import AUTO_MIN_FEEDS, FeedJob, ParsePool, WorkerCrashed, auto_workers, work_feed
+from pipelines.stages import DedupePipeline, HtmlPipeline, MetadataPipeline, normalize_entry
+from tests.conftest import DEMO_SITE, run_feedloom
+
+NOW = "2026-11-20T08:00:00Z"
+FEED = {"id": 3, "url": "http://columns.test/feed"}
+LONG_BODY = "".join(f"<p>第{i}段：复盘一次灰度发布，记录指标、回滚条件和沟通节奏。</p>" for i in range(40))
+RSS = f"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>专栏</title><link>http://columns.test/</link>
+<item><title>灰度发布复盘</title><link>http://columns.test/a?utm_source=rss</link>
+<pubDate>Thu, 19 Nov 2026 09:30:00 +0800</pubDate><description><![CDATA[{LONG_BODY}]]></description></item>
+<item><title>只有摘要</title><link>http://columns.test/b</link><description>短短一句摘要……</description></item>
+<item><title>站点配方</title><link>http://recipe.test/c</link><description><![CDATA[{LONG_BODY}]]></description></item>
+</channel></rss>""".encode()
+RECIPE = Recipe(name="recipe", hosts=("recipe.test",), content=("article",), full_content=True)
+
+
+def job(**changes) -> FeedJob:
+    fields = {
+        "feed": FEED,
+        "response": Response(FEED["url"], 200, {"content-type": "application/rss+xml"}, RSS),
+        "fetched_at": NOW,
+        "recipes": (RECIPE,),
+    }
+    return FeedJob(**{**fields, **changes})
+
+
+def test_a_full_entry_is_normalized_exactly_as_the_pipelines_would():
+    routed, fetch = work_feed(job())
+    assert isinstance(fetch, FeedFetch) and fetch.entries_seen == 3
+    first = routed[0]
+    assert first.page_reason is None and first.item.normalized
+    assert first.item.feed_hash == feed_side_hash(first.item.raw)
+    # The pipelines, run as Scrapy runs them, on the entry the feed gave
+    *items, _ = decide_feed_response(FEED, job().response, fetched_at=NOW)
+    item = items[0]
+    for stage in (MetadataPipeline(), HtmlPipeline(), DedupePipeline()):
+        item = stage.process_item(item)
+    assert first.item.entry == item.entry == normalize_entry(item.raw, item.context)
+    assert first.item.entry.url == "http://columns.test/a"
+
+
+@pytest.mark.parametrize("index, reason", [(1, "the feed carries only a summary"), (2, "the recipe recipe asks for the page")])
+def test_an_entry_waiting_for_its_page_comes_back_unnormalized(index, reason):
+    routed, _ = work_feed(job())
+    assert routed[index].page_reason == reason
+    assert routed[index].item.entry is None and not routed[index].item.normalized
+
+
+def test_an_unchanged_entry_needs_no_page_again():
+    first, _ = work_feed(job())
+    summary = first[1].item
+    again, _ = work_feed(job(known_hashes={summary.raw.link: summary.feed_hash}))
+    assert again[1].page_reason is None and again[1].item.normalized
+
+
+def test_the_stages_pass_over_an_item_a_worker_normalized():
+    routed, _ = work_feed(job())
+    item = routed[0].item
+    for stage in (MetadataPipeline(), HtmlPipeline(), DedupePipeline()):
+        assert stage.process_item(item) is item
+
+
+def test_a_broken_feed_gives_its_error_and_no_entries():
+    routed, fetch = work_feed(job(response=Response(FEED["url"], 200, {}, b"<html><body>not a feed</body></html>")))
+    assert routed == [] and fetch.status == "error" and "HTML page" in fetch.error
+
+
+@pytest.mark.parametrize(
+    "setting, due, expected",
+    [
+        ("auto", AUTO_MIN_FEEDS - 1, 0),
+        ("auto", AUTO_MIN_FEEDS, min(max(1, os.cpu_count() or 1), 4)),
+        (None, 500, min(max(1, os.cpu_count() or 1), 4)),
+        ("0", 500, 0),
+        (3, 1, 3),
+        ("2", 1, 2),
+    ],
+)
+def test_auto_workers(setting, due, expected):
+    assert auto_workers(setting, due) == expected
+
+
+def test_a_wrong_workers_setting_is_refused_with_its_name():
+    with pytest.raises(ValueError, match="FEEDLOOM_WORKERS must be a number or 'auto'"):
+        auto_workers("many", 100)
+
+
+def test_a_wrong_workers_setting_stops_the_crawl_before_it_starts(tmp_path):
+    result = run_feedloom("crawl", "--db", str(tmp_path / "f.db"), "-s", "FEEDLOOM_WORKERS=many")
+    assert result.returncode != 0
+    assert "FEEDLOOM_WORKERS must be a number" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_the_pool_gives_the_same_result_as_inline_and_survives_a_dead_worker():
+    async def scenario():
+        pool = ParsePool(1)
+        try:
+            inline = work_feed(job())
+            assert await pool.run(job()) == inline
+            for process in list(pool._executor._processes.values()):  # noqa: SLF001 - the crash under test
+                os.kill(process.pid, signal.SIGKILL)
+            with pytest.raises(WorkerCrashed, match="the parser process died"):
+                for _ in range(50):  # the pool notices the death on the next job at the latest
+                    await pool.run(job())
+            assert await pool.run(job()) == inline  # a fresh pool took over
+        finally:
+            pool.close()
+
+    asyncio.run(scenario())
+
+
+def _entries(db):
+    with sqlite3.connect(db) as conn:
+        return sorted(
+            conn.execute(
+                "SELECT id, url, title, author, published_at, summary, content_html, content_text, cover_image,"
+                " language, word_count, content_hash FROM entries"
+            )
+        )
+
+
+def test_a_crawl_with_workers_stores_what_one_without_them_stores(tmp_path):
+    """The demo site has full entries, summaries completed from their pages, a duplicate and a broken feed."""
+    stored = {}
+    with FixtureServer(DEMO_SITE) as server:
+        for workers in ("0", "2"):
+            db = tmp_path / f"w{workers}.db"
+            assert run_feedloom("import", str(DEMO_SITE / "feeds.toml"), "--db", str(db)).returncode == 0
+            result = run_feedloom(
+                "crawl", "--db", str(db), "--allow-private", "--proxy", server.url, "-s", f"FEEDLOOM_WORKERS={workers}"
+            )
+            assert result.returncode == 0, result.stderr
+            assert "entries: 15 new, 0 updated, 1 merged as duplicates" in result.stdout
+            stored[workers] = _entries(db)
+    assert len(stored["0"]) == 15
+    assert stored["2"] == stored["0"]
