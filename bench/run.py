@@ -33,13 +33,15 @@ class Measurement:
     phase: str  # "first" or "unchanged"
     wall_s: float
     cpu_s: float
-    peak_rss_mb: float
+    peak_rss_mb: float  # the process and its worker processes together (sum of their RSS, sampled every 0.1 s)
     returncode: int
     stored: int  # entries in the tool's database afterwards
     processed: int  # feed entries the run handled (all corpus items on a first crawl, none on an unchanged one)
     responses: dict[str, int] = field(default_factory=dict)  # HTTP status -> count, from the server
     detail: dict[str, Any] = field(default_factory=dict)
     load: float = 0.0  # 1-minute load average when the run ended: other work competing for the CPUs
+    peak_pss_mb: float = 0.0  # the same tree's proportional set size: shared pages counted once
+    peak_single_rss_mb: float = 0.0  # the largest single process (ru_maxrss)
 
     @property
     def entries_per_s(self) -> float:
@@ -77,8 +79,11 @@ class Results:
 # --- running a child and measuring it ------------------------------------------------
 
 
-def run_timed(cmd: Sequence[str], log: Path) -> tuple[int, float, float, float]:
-    """Run CMD to completion: (returncode, wall s, user+sys CPU s, peak RSS MB) of that child alone."""
+def run_timed(cmd: Sequence[str], log: Path) -> tuple[int, float, float, float, float, float]:
+    """Run CMD to completion: (returncode, wall s, user+sys CPU s, peak RSS MB, peak PSS MB, largest single RSS MB).
+
+    CPU includes the worker processes the child started and reaped; peak RSS is the sum over the child
+    and its workers, the memory a small server must really have."""
     with open(log, "a", encoding="utf-8") as out:
         out.write("$ " + " ".join(cmd) + "\n")
     result = log.with_name("measure.json")
@@ -86,7 +91,10 @@ def run_timed(cmd: Sequence[str], log: Path) -> tuple[int, float, float, float]:
     # Through the small bench.measure process, so the peak RSS is the child's and not this process's.
     subprocess.run([sys.executable, "-m", "bench.measure", str(result), str(log), "--", *cmd], cwd=PROJECT, check=True)
     data = json.loads(result.read_text("utf-8"))
-    return int(data["returncode"]), float(data["wall_s"]), float(data["cpu_s"]), float(data["peak_rss_mb"])
+    return (
+        int(data["returncode"]), float(data["wall_s"]), float(data["cpu_s"]), float(data["peak_tree_rss_mb"]),
+        float(data["peak_tree_pss_mb"]), float(data["peak_rss_mb"]),
+    )  # fmt: skip
 
 
 def run_checked(cmd: Sequence[str], log: Path) -> str:
@@ -124,7 +132,7 @@ def bench_feedloom(corpus: Corpus, server: CorpusServer, work: Path, log: Path) 
     out = []
     for phase in ("first", "unchanged"):
         server.take_counts()
-        rc, wall, cpu, rss = run_timed(crawl, log)
+        rc, wall, cpu, rss, pss, single = run_timed(crawl, log)
         responses = {str(k): v for k, v in sorted(server.take_counts().items())}
         row = _last_crawl(db)
         stored = _count(db, "entries")
@@ -132,7 +140,9 @@ def bench_feedloom(corpus: Corpus, server: CorpusServer, work: Path, log: Path) 
         if phase == "first" and row.get("feeds_fetched") != corpus.feeds:
             # Count only what was really handled when some feeds failed.
             processed = sum(int(row.get(k) or 0) for k in ("entries_new", "entries_merged", "entries_updated", "entries_unchanged"))
-        out.append(Measurement("feedloom", phase, wall, cpu, rss, rc, stored, processed, responses, row, os.getloadavg()[0]))
+        out.append(
+            Measurement("feedloom", phase, wall, cpu, rss, rc, stored, processed, responses, row, os.getloadavg()[0], pss, single)
+        )
     return out
 
 
@@ -146,14 +156,16 @@ def bench_reader(corpus: Corpus, server: CorpusServer, work: Path, log: Path, wo
     out = []
     for phase in ("first", "unchanged"):
         server.take_counts()
-        rc, wall, cpu, rss = run_timed([*child, "update", str(db), "--workers", str(workers)], log)
+        rc, wall, cpu, rss, pss, single = run_timed([*child, "update", str(db), "--workers", str(workers)], log)
         responses = {str(k): v for k, v in sorted(server.take_counts().items())}
         detail = _last_json_line(log)
         stored = int(detail.get("stored") or 0)
         processed = corpus.items if phase == "first" and detail.get("updated") == corpus.feeds else 0
         if phase == "first" and detail.get("updated") != corpus.feeds:
             processed = int(detail.get("new") or 0) + int(detail.get("modified") or 0)
-        out.append(Measurement("reader", phase, wall, cpu, rss, rc, stored, processed, responses, detail, os.getloadavg()[0]))
+        out.append(
+            Measurement("reader", phase, wall, cpu, rss, rc, stored, processed, responses, detail, os.getloadavg()[0], pss, single)
+        )
     return out
 
 
@@ -365,6 +377,7 @@ def render(results: Results, others: Sequence[Results] = ()) -> str:
         row("first crawl: peak RSS MB", ours1.peak_rss_mb, theirs1.peak_rss_mb if theirs1 else None,
             f"{ours1.peak_rss_mb / theirs1.peak_rss_mb:.2f}x" if theirs1 else "",
             f"<= {RSS_TARGET_MB:.0f} MB: {verdict(ours1.peak_rss_mb <= RSS_TARGET_MB)}")
+        row("first crawl: peak PSS MB (shared pages once)", ours1.peak_pss_mb, theirs1.peak_pss_mb if theirs1 else None)
         row("entries stored", ours1.stored, theirs1.stored if theirs1 else None, "",
             "we merge the shared items" if with_reader else "", digits=0)
     if ours2:

@@ -100,25 +100,39 @@ def auto_workers(setting: Any, feeds_due: int) -> int:
 
 
 class ParsePool:
-    """Runs `work_feed` in `workers` processes, or inline when workers is 0; restarts after a crash."""
+    """Runs `work_feed` in `workers` processes, or inline; restarts after a crash.
 
-    def __init__(self, workers: int) -> None:
+    The processes start when the crawl has had `start_after` feeds to parse, so an unchanged re-crawl
+    (all 304) or one changed feed never pays for them; feeds are parsed inline until they are ready.
+    """
+
+    def __init__(self, workers: int, start_after: int = 3) -> None:
         self.workers = workers
+        self.start_after = start_after
         self._executor: ProcessPoolExecutor | None = None
+        self._warming: list[Future[None]] = []
+        self._parsed = 0
 
     def start(self) -> None:
-        """Start the processes now (they import the parsers), while Scrapy is still starting too."""
+        """Start the processes (they import the parsers) without waiting for them."""
         if self.workers and self._executor is None:
             self._executor = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
             )
-            for _ in range(self.workers):
-                self._executor.submit(_warm_up)
+            self._warming = [self._executor.submit(_warm_up) for _ in range(self.workers)]
+
+    @property
+    def ready(self) -> bool:
+        return self._executor is not None and all(f.done() for f in self._warming)
 
     async def run(self, job: FeedJob) -> tuple[list[Routed], FeedFetch]:
-        if not self.workers:
+        if not self.workers or job.response.status != 200:
+            return work_feed(job)  # nothing to parse, or no pool: no pickling either
+        self._parsed += 1
+        if self._executor is None and self._parsed >= self.start_after:
+            self.start()
+        if not self.ready:
             return work_feed(job)
-        self.start()
         assert self._executor is not None
         try:
             future: Future[tuple[list[Routed], FeedFetch]] = self._executor.submit(work_feed, job)

@@ -111,16 +111,40 @@ def test_a_wrong_workers_setting_stops_the_crawl_before_it_starts(tmp_path):
 
 def test_the_pool_gives_the_same_result_as_inline_and_survives_a_dead_worker():
     async def scenario():
-        pool = ParsePool(1)
+        pool = ParsePool(1, start_after=0)
         try:
             inline = work_feed(job())
+            pool.start()
+            while not pool.ready:
+                await asyncio.sleep(0.05)
             assert await pool.run(job()) == inline
             for process in list(pool._executor._processes.values()):  # noqa: SLF001 - the crash under test
                 os.kill(process.pid, signal.SIGKILL)
             with pytest.raises(WorkerCrashed, match="the parser process died"):
                 for _ in range(50):  # the pool notices the death on the next job at the latest
                     await pool.run(job())
+            assert await pool.run(job()) == inline  # inline while a fresh pool starts
+            while not pool.ready:
+                await asyncio.sleep(0.05)
             assert await pool.run(job()) == inline  # a fresh pool took over
+        finally:
+            pool.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_pool_starts_only_once_there_is_parsing_to_do():
+    async def scenario():
+        pool = ParsePool(2, start_after=2)
+        try:
+            not_modified = job(response=Response(FEED["url"], 304, {}, b""))
+            for _ in range(5):
+                await pool.run(not_modified)
+            assert pool._executor is None  # noqa: SLF001 - an all-304 crawl starts no process
+            first = await pool.run(job())
+            assert pool._executor is None  # noqa: SLF001
+            second = await pool.run(job())  # parsed inline while the processes start
+            assert pool._executor is not None and first == second == work_feed(job())  # noqa: SLF001
         finally:
             pool.close()
 

@@ -64,7 +64,6 @@ class FeedsSpider(scrapy.Spider):
         rules_path = settings.get("FEEDLOOM_HTML_RULES")
         spider.html_rules = load_html_rules(rules_path) if rules_path else DEFAULT_RULES
         spider.pool = ParsePool(auto_workers(settings.get("FEEDLOOM_WORKERS"), len(spider.feed_rows)))
-        spider.pool.start()
         return spider
 
     def closed(self, reason: str) -> None:
