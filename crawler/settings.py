@@ -48,6 +48,15 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.CrossOriginCredentialsMiddleware": 450,
 }
 
+# Every entry a feed yields passes through each spider middleware: keep only those that do something
+# here. No Referer header on article pages (a reader's feed list is nobody's business); a feed crawl
+# has no depth to limit; the meta-copy check is a development aid.
+SPIDER_MIDDLEWARES = {
+    "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
+    "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
+    "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,
+}
+
 ITEM_PIPELINES = {
     "pipelines.stages.MetadataPipeline": 100,
     "pipelines.stages.HtmlPipeline": 200,
