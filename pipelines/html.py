@@ -245,7 +245,6 @@ _LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 
 _FOLD_RE = re.compile(r"[ \t\n\r\f]+")
 _TEXT_FOLD_RE = re.compile(r"\s+")
-_LINE_FOLD_RE = re.compile(r"[^\S\n]+")
 _INVISIBLE_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
 # Characters libxml2 cannot take (NUL, C0 controls, lone surrogates, non-characters).
 # C1 controls go too: invisible, and in feeds nearly always mojibake.
@@ -1183,7 +1182,7 @@ def _fold_whitespace(body: Any) -> None:
         tag = el.tag
         block = tag in _BLOCK
         if el.text and tag != "pre":
-            text = _FOLD_RE.sub(" ", el.text)
+            text = _fold_html_space(el.text)
             if block:
                 text = text.lstrip(" ")
                 if len(el) == 0:
@@ -1201,12 +1200,21 @@ def _fold_whitespace(body: Any) -> None:
                 if parent.text and parent.tag != "pre":
                     parent.text = parent.text.rstrip(" ") or None
         if el.tail:
-            tail = _FOLD_RE.sub(" ", el.tail)
+            tail = _fold_html_space(el.tail)
             if block or tag == "br":
                 tail = tail.lstrip(" ")
             if el.getnext() is None and el.getparent().tag in _BLOCK:
                 tail = tail.rstrip(" ")
             el.tail = tail or None
+
+
+def _fold_html_space(text: str) -> str:
+    """_FOLD_RE.sub(" ", text), without the regex for the common cases (the sub costs a call per space)."""
+    if text == "\n":
+        return " "  # the newline between two blocks in the source: most tails
+    if "  " in text or "\n" in text or "\t" in text or "\r" in text or "\f" in text:
+        return _FOLD_RE.sub(" ", text)
+    return text
 
 
 # --- text --------------------------------------------------------------------------------------
@@ -1215,31 +1223,42 @@ def _fold_whitespace(body: Any) -> None:
 def _text_of(root: Any) -> str:
     """Lines of text: one per block, list item or <br>; source newlines count only in <pre>."""
     out: list[str] = []
-    # (element, closing, its content is inside <pre>, its tail is inside <pre>)
-    stack: list[tuple[Any, bool, bool, bool]] = [(root, False, root.tag == "pre", False)]
-    while stack:
-        el, closing, inner_pre, outer_pre = stack.pop()
-        tag = el.tag if isinstance(el.tag, str) else ""
-        tail = el.tail if el is not root else None
-        if closing:
+    append = out.append
+    pre = 0  # how many <pre> elements the walk is inside
+    # Outside <pre> only a newline needs replacing here: every other whitespace run is folded
+    # below, once over the whole text, and a newline there would split a line.
+    walker = etree.iterwalk(root, events=("start", "end", "comment", "pi"))
+    for event, el in walker:
+        if event == "start":
+            tag = el.tag
+            if tag in _NO_TEXT or tag == "br":
+                walker.skip_subtree()  # its "end" event still comes, and the tail with it
+                continue
+            if tag == "pre":
+                pre += 1
             if tag in _BLOCK:
-                out.append("\n")
-            elif tag in ("td", "th"):
-                out.append(" ")
-        elif not tag or tag in _NO_TEXT:
-            pass
-        elif tag == "br":
-            out.append("\n")
-        else:
-            if tag in _BLOCK:
-                out.append("\n")
-            if el.text:
-                out.append(el.text if inner_pre else _FOLD_RE.sub(" ", el.text))
-            stack.append((el, True, inner_pre, outer_pre))
-            # list() first: reversed() on an lxml element indexes children, O(n) each
-            stack.extend((child, False, inner_pre or child.tag == "pre", inner_pre) for child in reversed(list(el)))
+                append("\n")
+            text = el.text
+            if text:
+                append(text if pre else text.replace("\n", " "))
             continue
-        if tail:
-            out.append(tail if outer_pre else _FOLD_RE.sub(" ", tail))
-    text = _LINE_FOLD_RE.sub(" ", _INVISIBLE_RE.sub("", "".join(out)))
-    return "\n".join(line for line in (part.strip() for part in text.split("\n")) if line)
+        if event == "end":
+            tag = el.tag
+            if tag == "br":
+                append("\n")
+            elif tag not in _NO_TEXT:
+                if tag == "pre":
+                    pre -= 1
+                if tag in _BLOCK:
+                    append("\n")
+                elif tag == "td" or tag == "th":
+                    append(" ")
+        if el is not root:
+            tail = el.tail
+            if tail:
+                append(tail if pre else tail.replace("\n", " "))
+    text = "".join(out)
+    if not text.isascii():
+        text = _INVISIBLE_RE.sub("", text)
+    # split() and strip() fold and trim the same whitespace as the regex \s (Py_UNICODE_ISSPACE)
+    return "\n".join(filter(None, [" ".join(line.split()) for line in text.split("\n")]))
