@@ -251,6 +251,10 @@ _INVISIBLE_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
 _BAD_CHARS_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _URL_CTRL_RE = re.compile("[\x00-\x1f\x7f]")
 _URL_STRIP = "".join(map(chr, range(0x21)))  # C0 controls and space
+# An absolute http(s) URL that urljoin returns as it is, whatever the base: an ASCII host (no
+# IPv6 brackets, nothing for urlsplit to check), no ";params" for urlparse to split off the
+# path, and no empty "?" or "#" for urlunparse to drop.
+_PLAIN_WEB_URL_RE = re.compile(r"https?://[A-Za-z0-9.\-_~%!$&'()*+,;=:@]+(?:/[^?#;]*)?(?:\?[^#]+)?(?:#.+)?", re.DOTALL)
 _FULL_DOC_RE = re.compile(r"\s*(?:<\?xml[^>]*>\s*)?<(?:!doctype|html|head|body)\b", re.IGNORECASE)
 # Everything str.strip() strips, plus zero-width characters: "no visible text".
 _SPACE_CHARS = (
@@ -883,6 +887,8 @@ def _clean_url(value: str | None, base: str | None, schemes: frozenset[str]) -> 
     url = value.strip(_URL_STRIP).replace("\t", "").replace("\n", "").replace("\r", "")
     if not url or _URL_CTRL_RE.search(url):
         return None
+    if _PLAIN_WEB_URL_RE.fullmatch(url):
+        return url  # what urljoin and urlsplit below would give back unchanged: most URLs
     if url.startswith("//") and base is None:
         url = "https:" + url
     try:
