@@ -960,6 +960,12 @@ _SCRIPT_RUN_RE = re.compile(f"([{_HAN}]+)|([{_KANA}]+)|([{_HANGUL}]+)|([A-Za-z\u
 _CJK_RUN_RE = re.compile(f"[{_CJK}]+")
 _WORD_RE = re.compile(rf"[^\W_{_CJK}]+(?:['’][^\W_{_CJK}]+)*")
 _ASCII_WORD_RE = re.compile(r"[a-z]+")
+_THREE_ASCII_LETTERS_RE = re.compile(r"[A-Za-z](?:[^A-Za-z]*[A-Za-z]){2}")
+# ASCII text as bytes for counting _WORD_RE's words with bytes.count: letters and digits -> "a",
+# the apostrophe stays, everything else (the underscore too) -> " ".
+_ASCII_WORD_MAP = bytes(
+    ord("a") if chr(i).isalnum() else ord("'") if chr(i) == "'" else ord(" ") for i in range(128)
+) + b" " * 128
 _LANG_TAG_RE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*")
 _LANG_ALIASES: Mapping[str, str] = MappingProxyType(
     {"english": "en", "chinese": "zh", "中文": "zh", "简体中文": "zh-cn", "繁體中文": "zh-tw",
@@ -982,6 +988,9 @@ def _normalize_language_tag(tag: str | None) -> str | None:
 
 def _script_language(sample: str) -> tuple[str | None, int]:
     """("zh" | "ja" | "ko" | "latin" | None, number of CJK characters) for a text sample."""
+    if sample.isascii():
+        # No CJK, and no Latin letters but A-Z: three of them are all the answer needs.
+        return ("latin" if _THREE_ASCII_LETTERS_RE.search(sample) else None), 0
     counts = [0, 0, 0, 0, 0]
     for m in _SCRIPT_RUN_RE.finditer(sample):
         counts[m.lastindex or 0] += m.end() - m.start()
@@ -1033,6 +1042,11 @@ def detect_language(declared: str | None, text: str) -> str | None:
 def _word_counts(text: str) -> tuple[int, int]:
     if not text:
         return 0, 0
+    if text.isascii():
+        # _WORD_RE's words counted without a string per word: a run of "a" starts a word unless
+        # one apostrophe joins it to the run before ("don't" is one word, "x ''y" two).
+        mapped = b" " + text.encode("ascii").translate(_ASCII_WORD_MAP)
+        return 0, mapped.count(b" a") + mapped.count(b" 'a") + mapped.count(b"''a")
     return sum(map(len, _CJK_RUN_RE.findall(text))), len(_WORD_RE.findall(text))
 
 
