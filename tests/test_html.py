@@ -657,3 +657,28 @@ def test_module_is_pure() -> None:
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not imported & {"scrapy", "sqlite3", "sqlite_utils"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://STATS.wordpress.com/g.gif",
+        "https://stats.wordpress.com/g.gif",
+        "https://\u212astats.wordpress.com/g.gif",  # KELVIN SIGN: IGNORECASE's "k", and not ASCII
+        "https://\u017ftats.wordpress.com/g.gif",  # LONG S: IGNORECASE's "s"
+        "https://example.com/Placeholder.PNG",
+        "https://example.com/photo.jpg",
+        "",
+    ],
+)
+def test_caseless_pattern_finds_what_ignorecase_finds(text: str) -> None:
+    for caseless in (html_module._TRACKING_RE, html_module._PLACEHOLDER_RE, html_module._ICON_RE):
+        plain = caseless.caseless
+        assert caseless.search(text) == bool(plain.search(text))
+        assert caseless.match(text) == bool(plain.match(text))
+
+
+def test_caseless_pattern_must_be_lower_case() -> None:
+    with pytest.raises(ValueError):
+        html_module._Caseless.compile(r"Tracking\.gif")
+    assert html_module._Caseless.compile(r"\d+\.gif").search("1.GIF")
