@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections import deque
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -544,6 +546,8 @@ def _update(db: Database, entry_id: str, row: dict[str, Any], *, bump_revision: 
 class StorePipeline:
     """Collect items and write them in batches; record the crawl's own statistics."""
 
+    MAX_QUEUED = 2  # batches handed to the writer thread and not written yet
+
     def __init__(self, db_path: str, batch_size: int = 500, schedule: ScheduleSettings | None = None, crawler: Any = None) -> None:
         self.db_path = db_path
         self.batch_size = batch_size
@@ -553,6 +557,8 @@ class StorePipeline:
         self.crawl_id: int | None = None
         self.counts = CrawlCounts()
         self.pending: list[EntryItem | FeedFetch] = []
+        self._writer: ThreadPoolExecutor | None = None
+        self._queued: deque[Future[None]] = deque()
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> StorePipeline:
@@ -574,6 +580,9 @@ class StorePipeline:
         self.crawl_id = self.store.start_crawl(due)
         if self.crawler is not None:
             self.crawler.stats.set_value("feedloom/crawl_id", self.crawl_id)
+        # Batches are written by one thread of their own, in order: SQLite (the search index above all)
+        # does its work there without holding the GIL, while the reactor goes on fetching and routing.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedloom-store")
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         if isinstance(item, (EntryItem, FeedFetch)):
@@ -586,13 +595,32 @@ class StorePipeline:
         assert self.store is not None and self.crawl_id is not None
         try:
             self._flush()
+            self._drain(0)
             self.store.finish_crawl(self.crawl_id, self.counts)
         finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
             self.store.close()
 
     def _flush(self) -> None:
         assert self.store is not None
         batch, self.pending = self.pending, []
+        if not batch:
+            return
+        if self._writer is None:  # used without open_spider's thread (tests, tools): write here
+            self._write(batch)
+            return
+        self._queued.append(self._writer.submit(self._write, batch))
+        # At most MAX_QUEUED batches wait in memory: past that, the reactor waits for the writer.
+        self._drain(self.MAX_QUEUED)
+
+    def _drain(self, keep: int) -> None:
+        """Wait until at most `keep` batches are queued; a batch's unexpected error surfaces here."""
+        while len(self._queued) > keep or (self._queued and self._queued[0].done()):
+            self._queued.popleft().result()
+
+    def _write(self, batch: list[EntryItem | FeedFetch]) -> None:
+        assert self.store is not None
         self.store.write_batch_or_items(batch, self.counts, self.crawl_id)
         if self.crawler is not None:
             for name in ("entries_new", "entries_updated", "entries_merged", "feeds_failed", "feeds_fetched", "feeds_not_modified"):
