@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import replace
 
 import pytest
@@ -188,3 +189,50 @@ def test_two_copies_in_one_crawl_keep_the_better_one_whatever_the_order(store, p
     assert row == (long_body, "page", 0)
     assert count(store, "entry_revisions") == 0 and count(store, "entry_sightings") == 2
     assert (counts.entries_new, counts.entries_merged, counts.entries_updated) == (1, 1, 0)
+
+
+def test_the_pipeline_writes_its_batches_on_its_own_thread_in_order(tmp_path, monkeypatch):
+    import threading
+
+    from pipelines.store import StorePipeline
+
+    db = tmp_path / "p.db"
+    Store.open(db).add_feed("https://feed1.com/")
+    threads = set()
+    original = Store.write_batch_or_items
+
+    def spy(self, batch, counts, crawl_id=None):
+        threads.add(threading.current_thread().name)
+        return original(self, batch, counts, crawl_id)
+
+    monkeypatch.setattr(Store, "write_batch_or_items", spy)
+    pipeline = StorePipeline(str(db), batch_size=3)
+    pipeline.open_spider()
+    for n in range(10):
+        pipeline.process_item(item(make_entry(url=f"https://e.com/{n}"), 1))
+    pipeline.process_item(FeedFetch(feed_id=1, url="https://feed1.com/", status="ok", fetched_at=NOW, entries_seen=10))
+    pipeline.close_spider()
+    assert threads and all(name.startswith("feedloom-store") for name in threads)
+    check = Store.open(db)
+    assert check.db.execute("SELECT count(*) FROM entries").fetchone()[0] == 10
+    assert check.db.execute("SELECT last_status FROM feeds WHERE id = 1").fetchone()[0] == "ok"
+    assert check.db.execute("SELECT entries_new, status FROM crawls").fetchone() == (10, "finished")
+    check.close()
+
+
+def test_a_failing_batch_write_is_reported_not_lost_silently(tmp_path, monkeypatch):
+    from pipelines.store import StorePipeline
+
+    db = tmp_path / "p.db"
+    Store.open(db).add_feed("https://feed1.com/")
+
+    def broken(self, batch, counts, crawl_id=None):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(Store, "write_batch_or_items", broken)
+    pipeline = StorePipeline(str(db), batch_size=1)
+    pipeline.open_spider()
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        for n in range(5):
+            pipeline.process_item(item(make_entry(url=f"https://e.com/{n}"), 1))
+        pipeline.close_spider()
