@@ -189,9 +189,14 @@ _SPECIAL = frozenset(
     "ol p pre source table tbody td tfoot th thead tr ul br".split()
 )
 _HEADINGS = frozenset("h1 h2 h3 h4 h5 h6".split())
+# Where _reopens stops looking for an open <li>, or <dd>/<dt>, to close.
+_LI_STOPS = _SPECIAL - {"div", "p", "li"}
+_DD_STOPS = _SPECIAL - {"div", "p", "dd", "dt"}
+_NO_TAGS: frozenset[str] = frozenset()
 # Void in HTML5, but libxml2 (an HTML4 parser) lets them hold what follows them.
 _VOIDS_LIBXML_FILLS = ("source", "track", "wbr", "embed", "keygen")
 _TABLE_PARTS = frozenset("thead tbody tfoot tr td th caption".split())
+_TABLE_ANY = _TABLE_PARTS | {"table"}
 _TABLE_SECTIONS = frozenset("table thead tbody tfoot".split())
 _TABLE_CHILDREN = {"table": frozenset("caption thead tbody tfoot tr".split()), "tr": frozenset({"td", "th"})}
 _HTML_SPACE = " \t\n\r\f"  # what an HTML5 parser leaves in place inside a table
@@ -1059,6 +1064,8 @@ def _fix_nesting(body: Any) -> None:
     table cell lifts its <p> into a heading), hence the loop; it ends because every round
     only removes tags or renames them to <div>.
     """
+    if not _nesting_suspect(body):
+        return  # most bodies: a first round would change nothing, and costs twice this walk
     xpaths = _xpaths()
     for _ in range(_MAX_NESTING_ROUNDS):
         changed = False
@@ -1084,6 +1091,49 @@ def _fix_nesting(body: Any) -> None:
                 changed = True
         if not changed:
             return
+
+
+def _nesting_suspect(body: Any) -> bool:
+    """False only when a round of _fix_nesting would change nothing; one walk for all its checks.
+
+    Any table part makes it True (the table checks are not repeated here): a False must be
+    right, a True only costs the full round.
+    """
+    # Per open element: its tag, and whether it is inside a <p>, inside an <a>, and inside an
+    # <li> (or a <dd>/<dt>) with no other special element in between (see _reopens).
+    stack: list[tuple[str, bool, bool, bool, bool]] = [("body", False, False, False, False)]
+    walker = etree.iterwalk(body, events=("start", "end"))
+    next(walker)  # body's own start
+    for event, el in walker:
+        if event == "end":
+            stack.pop()
+            continue
+        tag = el.tag
+        parent, in_p, in_a, in_li, in_dd = stack[-1]
+        if tag in _TABLE_ANY or tag in _LIBXML_CLOSES.get(parent, _NO_TAGS) or (in_p and tag in _P_CLOSERS):
+            return True
+        if tag == "a":
+            if in_a:
+                return True
+            in_a = True
+        elif tag == "p":
+            in_p = True
+        elif tag in _HEADINGS and parent in _HEADINGS:
+            return True
+        if tag == "li":
+            if in_li:
+                return True
+            in_li = True
+        elif tag in _LI_STOPS:
+            in_li = False
+        if tag == "dd" or tag == "dt":
+            if in_dd:
+                return True
+            in_dd = True
+        elif tag in _DD_STOPS:
+            in_dd = False
+        stack.append((tag, in_p, in_a, in_li, in_dd))
+    return False
 
 
 def _fix_tables(body: Any) -> bool:
