@@ -33,6 +33,8 @@ TELNETCONSOLE_ENABLED = False
 # Scrapy re-reads a callback's source on every response to warn about `return` in generators: pure cost here.
 WARN_ON_GENERATOR_RETURN_VALUE = False
 LOG_LEVEL = "INFO"
+# No DEBUG record per stored entry unless something will show it (`feedloom crawl -vv`).
+LOG_FORMATTER = "crawler.logformatter.FeedLogFormatter"
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 FEED_EXPORT_ENCODING = "utf-8"

@@ -176,3 +176,4 @@ def test_a_crawl_with_workers_stores_what_one_without_them_stores(tmp_path):
             stored[workers] = _entries(db)
     assert len(stored["0"]) == 15
     assert stored["2"] == stored["0"]
+
