@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -46,6 +47,7 @@ _CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORE
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 # Characters lxml refuses (C0 controls other than tab, newline and carriage return).
 _CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_CONTROL_BYTES = bytes(c for c in range(0x20) if _CONTROL_CHARS.match(chr(c)))
 # Control bytes that text never contains: more than a few of them at the start means a binary file.
 _BINARY_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
 _NON_HTML_TYPES = re.compile(r"^\s*(image|audio|video|font|model)/|^\s*application/(pdf|zip|gzip|x-gzip|x-tar|vnd\.)", re.IGNORECASE)
@@ -66,6 +68,7 @@ _ARTICLE_TYPES = frozenset(
     }
 )
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_CJK_RUN = re.compile(_CJK.pattern + "+")
 _TRUNCATION_MARK = re.compile(
     r"(\.\.\.|…|\[…\]|\[\.\.\.\]|\(more…?\)|阅读全文|查看全文|点击查看|继续阅读|read more|continue reading|keep reading)"
     r"[\s\]\)»›>→.…:：!！。]*$",
@@ -116,10 +119,11 @@ def looks_like_summary(content_html: str | None, summary: str | None) -> bool:
     """True when what a feed gave for an entry is plainly a summary, so the article page is worth fetching."""
     if content_html and len(content_html) > 4 * SUMMARY_MAX_CJK_CHARS * 3:
         # Plainly long: a cheap look at the raw text settles it without parsing (every entry passes here).
-        words = html_module.unescape(_ROUGH_TAGS.sub(" ", content_html)).split()
-        letters = "".join(words)
-        cjk = len(_CJK.findall(letters)) * 3 >= len(letters)
-        long_enough = len(letters) > 3 * SUMMARY_MAX_CJK_CHARS if cjk else len(words) > 3 * SUMMARY_MAX_LATIN_WORDS
+        rough = html_module.unescape(_ROUGH_TAGS.sub(" ", content_html))
+        words = rough.split()
+        letters = sum(map(len, words))  # the text without whitespace, counted (no CJK character is whitespace)
+        cjk = _cjk_count(rough) * 3 >= letters
+        long_enough = letters > 3 * SUMMARY_MAX_CJK_CHARS if cjk else len(words) > 3 * SUMMARY_MAX_LATIN_WORDS
         if long_enough and not _TRUNCATION_MARK.search(" ".join(words[-12:])[-40:]):
             return False
     text = visible_text(content_html) if content_html and content_html.strip() else ""
@@ -129,22 +133,33 @@ def looks_like_summary(content_html: str | None, summary: str | None) -> bool:
         return True
     if _TRUNCATION_MARK.search(text[-40:]):
         return True
-    letters = re.sub(r"\s+", "", text)
-    if len(_CJK.findall(letters)) * 3 >= len(letters):
-        return len(letters) < SUMMARY_MAX_CJK_CHARS
-    return len(text.split()) < SUMMARY_MAX_LATIN_WORDS
+    words = text.split()
+    letters = sum(map(len, words))
+    if _cjk_count(text) * 3 >= letters:
+        return letters < SUMMARY_MAX_CJK_CHARS
+    return len(words) < SUMMARY_MAX_LATIN_WORDS
+
+
+def _cjk_count(text: str) -> int:
+    """len(_CJK.findall(text)), without a string per character."""
+    if text.isascii():
+        return 0
+    return sum(map(len, _CJK_RUN.findall(text)))
 
 
 def visible_text(html: str | None) -> str:
     """The text a reader sees in an HTML fragment, whitespace collapsed; "" when there is none."""
     if not html or not html.strip():
         return ""
-    parser = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True)
+    # etree's parser rather than lxml.html's: the same tree, without lxml.html's Python class
+    # lookup for every element. The control characters lxml refuses are single bytes in
+    # UTF-8, so they go from the bytes (what _clean_chars does, without its regex scan).
+    parser = etree.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True)
     try:
-        root = lxml.html.document_fromstring(_clean_chars(html).encode("utf-8", "replace"), parser=parser)
+        root = etree.fromstring(html.encode("utf-8", "replace").translate(None, _CONTROL_BYTES), parser)
     except (etree.ParserError, etree.XMLSyntaxError, ValueError):
         return ""
-    return _element_text(root) if root is not None else ""
+    return _visible_text_of(root) if root is not None else ""  # a tree of our own: no copy
 
 
 def _plain_headers(headers: Mapping[Any, Any] | None) -> dict[str, str]:
@@ -399,15 +414,24 @@ def _parse_srcset(value: str) -> list[tuple[str, tuple[str, ...]]]:
 
 def _element_text(element: lxml.html.HtmlElement) -> str:
     """Visible text of an element: scripts and styles skipped, a break after each block, whitespace collapsed."""
-    clone = copy.deepcopy(element)
+    return _visible_text_of(copy.deepcopy(element))
+
+
+def _visible_text_of(clone: Any) -> str:
+    """_element_text of an element the caller gives up: its tree is changed."""
     clone.tail = None
     etree.strip_elements(clone, *_INVISIBLE_TAGS, etree.Comment, etree.ProcessingInstruction, with_tail=False)
     if isinstance(clone.tag, str) and clone.tag in _INVISIBLE_TAGS:
         return ""
-    for node in clone.iter():
-        if isinstance(node.tag, str) and node.tag in _BLOCK_TAGS and node is not clone:
-            node.tail = "\n" + (node.tail or "")
-    return " ".join(clone.text_content().split())
+    for node in clone.iterdescendants(*_BLOCK_TAGS):
+        node.tail = "\n" + (node.tail or "")
+    return " ".join(_string_value()(clone).split())
+
+
+@lru_cache(maxsize=1)
+def _string_value() -> etree.XPath:
+    # What lxml.html's text_content() evaluates, for elements of either parser.
+    return etree.XPath("string()", smart_strings=False)
 
 
 # --- field values -------------------------------------------------------------------------------------
