@@ -99,7 +99,8 @@ FEEDLOOM_SITES_DIR = ""
 # Default rules for cleaning entry HTML (widgets, bio markers, lazy images).
 FEEDLOOM_HTML_RULES = ""
 # Worker processes that parse and normalize feeds beside the crawl process: a number, or "auto"
-# (one per CPU core, at most 4, when 20 or more feeds are due; none for smaller crawls). 0 does
+# (one per CPU core, at most 4, when 20 or more feeds are due and the machine has 1 GiB of memory;
+# none otherwise). 0 does
 # everything in the crawl process, which custom item pipelines replacing ours need.
 FEEDLOOM_WORKERS = "auto"
 # Show a progress line on a terminal.

@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 # Below this many due feeds, starting worker processes costs more than it saves.
 AUTO_MIN_FEEDS = 20
 AUTO_MAX_WORKERS = 4
+# Each worker process holds about 45 MB: on a machine this small, memory matters more than speed.
+AUTO_MIN_MEMORY = 1024**3
 
 
 class WorkerCrashed(RuntimeError):
@@ -88,15 +90,23 @@ def work_feed(job: FeedJob) -> tuple[list[Routed], FeedFetch]:
 
 
 def auto_workers(setting: Any, feeds_due: int) -> int:
-    """Worker processes for a crawl: the setting when it is a number, else one per core for a large crawl."""
+    """Worker processes for a crawl: the setting when it is a number, else one per core for a large crawl
+    on a machine with 1 GiB of memory or more."""
     if setting not in (None, "", "auto"):
         try:
             return max(0, int(setting))
         except (TypeError, ValueError):
             raise ValueError(f"FEEDLOOM_WORKERS must be a number or 'auto', not {setting!r}") from None
-    if feeds_due < AUTO_MIN_FEEDS:
+    if feeds_due < AUTO_MIN_FEEDS or _memory_bytes() < AUTO_MIN_MEMORY:
         return 0
     return max(1, min(os.cpu_count() or 1, AUTO_MAX_WORKERS))
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return AUTO_MIN_MEMORY  # unknown: assume enough
 
 
 class ParsePool:

@@ -97,6 +97,12 @@ def test_auto_workers(setting, due, expected):
     assert auto_workers(setting, due) == expected
 
 
+def test_auto_uses_no_workers_on_a_machine_with_little_memory(monkeypatch):
+    monkeypatch.setattr("crawler.workers._memory_bytes", lambda: 512 * 1024**2)
+    assert auto_workers("auto", 500) == 0
+    assert auto_workers("2", 500) == 2  # a number is obeyed
+
+
 def test_a_wrong_workers_setting_is_refused_with_its_name():
     with pytest.raises(ValueError, match="FEEDLOOM_WORKERS must be a number or 'auto'"):
         auto_workers("many", 100)
