@@ -525,6 +525,9 @@ def _clean(html: str | bytes | None, base_url: str | None, rules: HtmlRules) -> 
     body = _parse(html)
     if body is None:
         return "", None, None
+    # A Python proxy for every element, alive through every pass below: lxml then hands the
+    # same object back on each walk instead of building one per element and walk.
+    proxies = list(body.iter())  # noqa: F841 - held, not read
     compiled = _compile(rules)
     base = _usable_base(base_url)
     _drop_widgets(body, compiled)
@@ -1047,7 +1050,8 @@ def _fix_links(body: Any, base: str | None, compiled: _Compiled) -> None:
                 doomed.append(el)
             for name, value in _IMG_SET_ATTRIBUTES.items():
                 # removed first so that they always come last, in this order
-                el.attrib.pop(name, None)
+                if el.get(name) is not None:
+                    del el.attrib[name]
                 el.set(name, value)
         elif tag == "iframe":
             src = el.get("src")
@@ -1222,7 +1226,10 @@ def _reopens(el: Any) -> bool:
 
 
 def _has_text(value: str | None) -> bool:
-    return bool(value) and bool(value.strip(_SPACE_CHARS))  # type: ignore[union-attr]
+    if not value:
+        return False
+    # A visible first character settles it without strip's copy of the whole text.
+    return value[0] not in _SPACE_CHARS or bool(value.strip(_SPACE_CHARS))
 
 
 def _remove_empty(body: Any) -> bool:
