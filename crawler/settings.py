@@ -50,6 +50,9 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.CrossOriginCredentialsMiddleware": 450,
 }
 
+# Items of one response go through the pipelines one at a time, in order (the feed's fetch record after its
+# entries). Scrapy's default of 100 starts 100 asyncio tasks per response, for pipelines that never wait.
+CONCURRENT_ITEMS = 1
 # Every entry a feed yields passes through each spider middleware: keep only those that do something
 # here. No Referer header on article pages (a reader's feed list is nobody's business); a feed crawl
 # has no depth to limit; the meta-copy check is a development aid.
