@@ -1115,17 +1115,15 @@ def _nesting_suspect(body: Any) -> bool:
     Any table part makes it True (the table checks are not repeated here): a False must be
     right, a True only costs the full round.
     """
-    # Per open element: its tag, and whether it is inside a <p>, inside an <a>, and inside an
-    # <li> (or a <dd>/<dt>) with no other special element in between (see _reopens).
-    stack: list[tuple[str, bool, bool, bool, bool]] = [("body", False, False, False, False)]
-    walker = etree.iterwalk(body, events=("start", "end"))
-    next(walker)  # body's own start
-    for event, el in walker:
-        if event == "end":
-            stack.pop()
-            continue
+    # Per element with children: its tag, and whether its children are inside a <p>, inside an
+    # <a>, and inside an <li> (or a <dd>/<dt>) with no other special element in between (see
+    # _reopens). Pre-order, so a parent is always there before its children.
+    context: dict[Any, tuple[str, bool, bool, bool, bool]] = {body: ("body", False, False, False, False)}
+    elements = body.iter(etree.Element)
+    next(elements)  # body itself
+    for el in elements:
         tag = el.tag
-        parent, in_p, in_a, in_li, in_dd = stack[-1]
+        parent, in_p, in_a, in_li, in_dd = context[el.getparent()]
         if tag in _TABLE_ANY or tag in _LIBXML_CLOSES.get(parent, _NO_TAGS) or (in_p and tag in _P_CLOSERS):
             return True
         if tag == "a":
@@ -1148,7 +1146,8 @@ def _nesting_suspect(body: Any) -> bool:
             in_dd = True
         elif tag in _DD_STOPS:
             in_dd = False
-        stack.append((tag, in_p, in_a, in_li, in_dd))
+        if len(el):
+            context[el] = (tag, in_p, in_a, in_li, in_dd)
     return False
 
 
