@@ -682,3 +682,23 @@ def test_caseless_pattern_must_be_lower_case() -> None:
     with pytest.raises(ValueError):
         html_module._Caseless.compile(r"Tracking\.gif")
     assert html_module._Caseless.compile(r"\d+\.gif").search("1.GIF")
+
+
+@pytest.mark.parametrize(
+    ("html", "suspect"),
+    [
+        ("<p>plain <b>text</b></p><ul><li>one<ul><li>two</li></ul></li></ul>", False),
+        ("<h2>title</h2><blockquote><p>quote</p></blockquote>", False),
+        ("<a href='/a'>x<div><a href='/b'>y</a></div></a>", True),  # a link in a link
+        ("<li>x<div><li>y</li></div></li>", True),  # an item that would close the one it is in
+        ("<p>x<span><div>y</div></span></p>", True),  # an HTML5 parser closes the <p> at the <div>
+        ("<table><tr><td>cell</td></tr></table>", True),  # any table is checked in full
+    ],
+)
+def test_nesting_suspect_is_false_only_for_trees_a_round_leaves_alone(html: str, suspect: bool) -> None:
+    body = html_module._parse(html)
+    assert html_module._nesting_suspect(body) is suspect
+    if not suspect:
+        before = html_module.etree.tostring(body)
+        html_module._fix_nesting(body)
+        assert html_module.etree.tostring(body) == before

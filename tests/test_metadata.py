@@ -570,3 +570,25 @@ def test_text_stats_matches_count_words_and_reading_minutes(text):
     from pipelines.metadata import text_stats
 
     assert text_stats(text) == (count_words(text) if text.strip() else 0, reading_minutes(text))
+
+
+@given(st.text(alphabet="ab9_' \n-.’é中", max_size=40))
+def test_word_counts_ascii_shortcut_counts_what_the_regexes_count(text: str) -> None:
+    from pipelines import metadata
+
+    # ASCII text is counted on bytes, without the regexes: both must give the same numbers.
+    expected = (sum(map(len, metadata._CJK_RUN_RE.findall(text))), len(metadata._WORD_RE.findall(text)))
+    assert metadata._word_counts(text) == expected
+
+
+@given(st.text(alphabet="aZ9 .-'é中か한", max_size=40))
+def test_script_language_ascii_shortcut_decides_as_the_counts_do(text: str) -> None:
+    from pipelines import metadata
+
+    counts = [0, 0, 0, 0, 0]
+    for m in metadata._SCRIPT_RUN_RE.finditer(text):
+        counts[m.lastindex or 0] += m.end() - m.start()
+    script, cjk = metadata._script_language(text)
+    assert cjk == counts[1] + counts[2] + counts[3]
+    if text.isascii():
+        assert script == ("latin" if counts[4] >= 3 else None)
