@@ -560,6 +560,34 @@ def _clean(html: str | bytes | None, base_url: str | None, rules: HtmlRules) -> 
     return cleaned, bio, body
 
 
+_CHAR_REF_RE = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
+
+
+def drop_bad_char_refs(text: str) -> str:
+    """Numeric references to characters XML forbids, made harmless as a browser reads them.
+
+    libxml2 decodes "&#x1;" into a control character that lxml then refuses to write back
+    (ValueError) and that must not reach stored HTML. As in HTML5, &#128;-&#159; mean their
+    windows-1252 characters (&#147; is a curly quote); the other forbidden ones are dropped.
+    """
+    if "&#" not in text:
+        return text
+    return _CHAR_REF_RE.sub(_char_ref, text)
+
+
+def _char_ref(match: re.Match[str]) -> str:
+    hex_digits, digits = match.groups()
+    code = int(hex_digits, 16) if hex_digits else int(digits)
+    if code > 0x10FFFF:
+        return ""
+    if 0x80 <= code <= 0x9F:
+        char = bytes([code]).decode("cp1252", errors="replace")
+        return "" if char == "\ufffd" else char
+    if code == 0x0C:
+        return " "
+    return "" if _BAD_CHARS_RE.match(chr(code)) else match.group(0)
+
+
 def _parse(html: str | bytes | None) -> Any:
     """The <body> element of html, or None when there is nothing usable. Never raises."""
     if html is None:
@@ -571,7 +599,7 @@ def _parse(html: str | bytes | None) -> Any:
             html = bytes(html).decode("cp1252", errors="replace")
     if not isinstance(html, str):
         return None
-    html = html.replace("\x0c", " ")
+    html = drop_bad_char_refs(html.replace("\x0c", " "))
     if not html.isascii() or len(html.encode("ascii").translate(None, _BAD_ASCII_BYTES)) != len(html):
         html = _BAD_CHARS_RE.sub("", html)  # a scan costs 4x the translate: ASCII text tries that first
     if not html.strip(_SPACE_CHARS):

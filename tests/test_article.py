@@ -369,3 +369,9 @@ def test_article_module_is_pure() -> None:
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not imported & {"scrapy", "sqlite3", "sqlite_utils", "twisted"}
+
+
+@pytest.mark.parametrize("html", ["<p>a</p>&#x1;b", "<div><p>x</p>&#xfffe;&#2;</div>"])
+def test_references_to_forbidden_characters_do_not_break_the_summary_check(html):
+    assert "\x01" not in visible_text(html)
+    assert looks_like_summary(html, None) is True

@@ -22,6 +22,7 @@ from pipelines.html import (
     CleanHtml,
     HtmlRules,
     clean_html,
+    drop_bad_char_refs,
     extract_text,
     find_cover_image,
     load_html_rules,
@@ -702,3 +703,31 @@ def test_nesting_suspect_is_false_only_for_trees_a_round_leaves_alone(html: str,
         before = html_module.etree.tostring(body)
         html_module._fix_nesting(body)
         assert html_module.etree.tostring(body) == before
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("a&#x1;b", "ab"),
+        ("a&#1b", "ab"),
+        ("&#xFFFE;&#65535;&#xD800;", ""),
+        ("&#147;quoted&#148;", "“quoted”"),
+        ("&#x81;", ""),  # undefined in windows-1252
+        ("&#12;", " "),
+        ("&#8217; &#x4e2d; &#x1F600; &#9;", "&#8217; &#x4e2d; &#x1F600; &#9;"),
+        ("&#x110000;", ""),
+        ("no references", "no references"),
+    ],
+)
+def test_drop_bad_char_refs(text, expected):
+    assert drop_bad_char_refs(text) == expected
+
+
+@pytest.mark.parametrize(
+    "html",
+    ["<p>a</p>&#x1;b", "<div><p>a &#x1; </p>&#x2; b<br>&#xfffe;c</div>", "<pre>\n&#x1;x</pre>", '<p><img src="http://e.com/a.png" alt="&#x1;">&#x1;t</p>'],
+)
+def test_references_to_forbidden_characters_neither_raise_nor_reach_the_output(html):
+    clean = clean_html(html, base_url="http://e.com/")
+    assert "\x01" not in clean.html + clean.text and "\x02" not in clean.html + clean.text
+    assert clean_html(clean.html, base_url="http://e.com/").html == clean.html

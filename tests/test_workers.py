@@ -77,6 +77,13 @@ def test_the_stages_pass_over_an_item_a_worker_normalized():
         assert stage.process_item(item) is item
 
 
+def test_a_body_with_references_to_forbidden_characters_is_still_normalized():
+    body = RSS.replace(b"<![CDATA[<p>", b"<![CDATA[<p>&#x1;&#xfffe;", 1)
+    routed, fetch = work_feed(job(response=Response(FEED["url"], 200, {}, body)))
+    assert fetch.status == "ok" and routed[0].item.normalized
+    assert "\x01" not in routed[0].item.entry.content_html
+
+
 def test_a_broken_feed_gives_its_error_and_no_entries():
     routed, fetch = work_feed(job(response=Response(FEED["url"], 200, {}, b"<html><body>not a feed</body></html>")))
     assert routed == [] and fetch.status == "error" and "HTML page" in fetch.error

@@ -19,6 +19,7 @@ from lxml.cssselect import CSSSelector, SelectorError
 from readability import Document
 
 from crawler.recipes import Recipe
+from pipelines.html import drop_bad_char_refs
 
 # Bigger pages are not articles worth parsing, and readability's scoring gets slow on them.
 MAX_PAGE_BYTES = 8 * 1024 * 1024
@@ -156,7 +157,7 @@ def visible_text(html: str | None) -> str:
     # UTF-8, so they go from the bytes (what _clean_chars does, without its regex scan).
     parser = etree.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True)
     try:
-        root = etree.fromstring(html.encode("utf-8", "replace").translate(None, _CONTROL_BYTES), parser)
+        root = etree.fromstring(drop_bad_char_refs(html).encode("utf-8", "replace").translate(None, _CONTROL_BYTES), parser)
     except (etree.ParserError, etree.XMLSyntaxError, ValueError):
         return ""
     return _visible_text_of(root) if root is not None else ""  # a tree of our own: no copy
