@@ -9,7 +9,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from crawler.items import EntryItem, FeedContext, FeedFetch, RawFeed
-from crawler.parsers.feed import FeedError, parse_feed
 from crawler.timeutil import from_iso
 
 
@@ -65,6 +64,9 @@ def decide_feed_response(
         return [FeedFetch(status="error", error=reason, retry_after_s=retry, **base)]
     if status >= 300:
         return [FeedFetch(status="error", error=f"HTTP {status} without a usable Location", **base)]
+    # Imported here: a crawl of unchanged feeds (all 304) never loads the parsers.
+    from crawler.parsers.feed import FeedError, parse_feed
+
     try:
         parsed = parse_feed(response.body, response.url, response.headers)
     except FeedError as exc:

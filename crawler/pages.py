@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from crawler.items import EntryItem, RawEntry
-from crawler.parsers.article import ArticleFields, looks_like_summary
 from crawler.recipes import Recipe
+
+if TYPE_CHECKING:  # the article parser (lxml.html, readability) loads only when a page is looked at
+    from crawler.parsers.article import ArticleFields
 
 
 def feed_side_hash(raw: RawEntry) -> str:
@@ -38,6 +40,8 @@ def page_reason(
         return "the feed is set to full content"
     if recipe is not None and recipe.full_content:
         return f"the {recipe.name} recipe asks for the page"
+    from crawler.parsers.article import looks_like_summary
+
     if looks_like_summary(raw.content, raw.summary):
         return "the feed carries only a summary"
     return None

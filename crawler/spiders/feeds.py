@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import scrapy
 from scrapy.crawler import Crawler
@@ -16,13 +16,15 @@ from crawler.items import EntryItem, FeedFetch
 from crawler.addresses import explain_refused_host
 from crawler.outcome import Response, error_outcome
 from crawler.pages import complete_from_page, page_failed, page_problem
-from crawler.parsers.article import ArticleFields, ExtractError, extract_article
 from crawler.recipes import Recipe, load_recipes, recipe_for
 from crawler.timeutil import to_iso, utc_now
 from crawler.workers import FeedJob, ParsePool, WorkerCrashed, auto_workers
 from pipelines.html import DEFAULT_RULES, HtmlRules, load_html_rules
 from pipelines.lock import acquire_lock, release_lock
 from pipelines.store import Store, default_db_path
+
+if TYPE_CHECKING:
+    from crawler.parsers.article import ArticleFields
 
 
 class FeedsSpider(scrapy.Spider):
@@ -154,6 +156,8 @@ class FeedsSpider(scrapy.Spider):
         )
 
     def parse_page(self, response: ScrapyResponse, **kwargs: Any) -> Iterator[EntryItem | FeedFetch]:
+        from crawler.parsers.article import ExtractError, extract_article  # lxml.html, readability: only with pages
+
         link = response.meta["page_of"]
         self.crawler.stats.inc_value("feedloom/pages_fetched")
         if response.status >= 400:
