@@ -122,13 +122,17 @@ def fresh_db(path: Path) -> None:
 # --- the two tools -------------------------------------------------------------------
 
 
-def bench_feedloom(corpus: Corpus, server: CorpusServer, work: Path, log: Path) -> list[Measurement]:
+def bench_feedloom(
+    corpus: Corpus, server: CorpusServer, work: Path, log: Path, settings: Sequence[str] = ()
+) -> list[Measurement]:
     db = work / "feedloom.db"
     fresh_db(db)
     feed_list = work / "feeds.toml"
     feed_list.write_text("".join(f'[[feeds]]\nurl = "{u}"\n\n' for u in corpus.feed_urls(server.url)), "utf-8")
     run_checked([*feedloom_cmd(), "import", str(feed_list), "--db", str(db)], log)
     crawl = [*feedloom_cmd(), "crawl", "--all", "--allow-private", "--quiet", "--db", str(db)]
+    for setting in settings:
+        crawl += ["-s", setting]
     out = []
     for phase in ("first", "unchanged"):
         server.take_counts()
@@ -452,6 +456,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=main.__doc__)
     parser.add_argument("--feeds", type=int, default=500, help="feeds in the corpus (default 500; 5000 checks RSS flatness)")
     parser.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+    parser.add_argument(
+        "--setting", action="append", default=[], metavar="NAME=VALUE",
+        help="passed to `feedloom crawl -s` (repeatable), e.g. FEEDLOOM_WORKERS=2",
+    )
     parser.add_argument("--skip-reader", action="store_true", help="do not measure reader even if it is installed")
     parser.add_argument("--reader-workers", type=int, default=1, help="reader's update_feeds(workers=N) (default 1, its default)")
     parser.add_argument("--skip-startup", action="store_true", help="do not measure `feedloom parse` start-up")
@@ -475,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench.run" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     with server:
         say(f"serving at {server.url}; feedloom crawl (first, then unchanged) ...")
-        measurements += bench_feedloom(corpus, server, work, log)
+        measurements += bench_feedloom(corpus, server, work, log, args.setting)
         _say_measurements(say, measurements[-2:])
         if not args.skip_reader:
             if importlib.util.find_spec("reader") is None:

@@ -31,6 +31,8 @@ COOKIES_ENABLED = False
 DOWNLOAD_HANDLERS = {"file": None, "data": None, "s3": None, "ftp": None}
 # Every status reaches the spider, which records it on the feed.
 HTTPERROR_ALLOW_ALL = True
+# Responses being parsed at once, by size: more only holds more entries in memory, not more speed.
+SCRAPER_SLOT_MAX_ACTIVE_SIZE = 2_000_000
 TELNETCONSOLE_ENABLED = False
 # Scrapy re-reads a callback's source on every response to warn about `return` in generators: pure cost here.
 WARN_ON_GENERATOR_RETURN_VALUE = False
@@ -82,8 +84,8 @@ EXTENSIONS_BASE = {k: v for k, v in _SCRAPY_EXTENSIONS.items() if not k.endswith
 
 # The database; `--db` and $FEEDLOOM_DB override it.
 FEEDLOOM_DB = "data/feeds.db"
-# Entries written per transaction.
-FEEDLOOM_BATCH_SIZE = 500
+# Entries written per transaction (and at most two more batches waiting for the writer thread).
+FEEDLOOM_BATCH_SIZE = 200
 # Fetch every active feed, not only the due ones (`feedloom crawl --all`).
 FEEDLOOM_ALL_FEEDS = False
 # Fetch only these feed ids (`feedloom crawl --feed ID`).
@@ -107,8 +109,8 @@ FEEDLOOM_SITES_DIR = ""
 # Default rules for cleaning entry HTML (widgets, bio markers, lazy images).
 FEEDLOOM_HTML_RULES = ""
 # Worker processes that parse and normalize feeds beside the crawl process: a number, or "auto"
-# (one per CPU core, at most 4, when 20 or more feeds are due and the machine has 1 GiB of memory;
-# none otherwise). 0 does
+# (one per CPU core but one, at most 4, when 20 or more feeds are due on a machine with more than
+# two cores and 1 GiB of memory; none otherwise). 0 does
 # everything in the crawl process, which custom item pipelines replacing ours need.
 FEEDLOOM_WORKERS = "auto"
 # Show a progress line on a terminal.

@@ -90,21 +90,25 @@ def test_a_broken_feed_gives_its_error_and_no_entries():
 
 
 @pytest.mark.parametrize(
-    "setting, due, expected",
+    "setting, due, cores, expected",
     [
-        ("auto", AUTO_MIN_FEEDS - 1, 0),
-        ("auto", AUTO_MIN_FEEDS, min(max(1, os.cpu_count() or 1), 4)),
-        (None, 500, min(max(1, os.cpu_count() or 1), 4)),
-        ("0", 500, 0),
-        (3, 1, 3),
-        ("2", 1, 2),
+        ("auto", AUTO_MIN_FEEDS - 1, 8, 0),
+        ("auto", AUTO_MIN_FEEDS, 8, 4),
+        (None, 500, 4, 3),
+        ("auto", 500, 2, 0),  # the crawl process keeps two cores busy itself
+        ("auto", 500, 1, 0),
+        ("0", 500, 8, 0),
+        (3, 1, 2, 3),
+        ("2", 1, 1, 2),
     ],
 )
-def test_auto_workers(setting, due, expected):
+def test_auto_workers(monkeypatch, setting, due, cores, expected):
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
     assert auto_workers(setting, due) == expected
 
 
 def test_auto_uses_no_workers_on_a_machine_with_little_memory(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
     monkeypatch.setattr("crawler.workers._memory_bytes", lambda: 512 * 1024**2)
     assert auto_workers("auto", 500) == 0
     assert auto_workers("2", 500) == 2  # a number is obeyed
