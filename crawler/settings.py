@@ -109,8 +109,8 @@ FEEDLOOM_SITES_DIR = ""
 # Default rules for cleaning entry HTML (widgets, bio markers, lazy images).
 FEEDLOOM_HTML_RULES = ""
 # Worker processes that parse and normalize feeds beside the crawl process: a number, or "auto"
-# (one per CPU core but one, at most 4, when 20 or more feeds are due on a machine with more than
-# two cores and 1 GiB of memory; none otherwise). 0 does
+# (one per CPU core but one, at least 1 and at most 4, when 20 or more feeds are due on a machine with
+# 1 GiB of memory; none otherwise). 0 does
 # everything in the crawl process, which custom item pipelines replacing ours need.
 FEEDLOOM_WORKERS = "auto"
 # Show a progress line on a terminal.

@@ -91,18 +91,17 @@ def work_feed(job: FeedJob) -> tuple[list[Routed], FeedFetch]:
 
 def auto_workers(setting: Any, feeds_due: int) -> int:
     """Worker processes for a crawl: the setting when it is a number; else, for a large crawl on a machine
-    with more than two cores and 1 GiB of memory or more, one per core but one."""
+    with 1 GiB of memory or more, one per core but one (at least one)."""
     if setting not in (None, "", "auto"):
         try:
             return max(0, int(setting))
         except (TypeError, ValueError):
             raise ValueError(f"FEEDLOOM_WORKERS must be a number or 'auto', not {setting!r}") from None
-    cores = os.cpu_count() or 1
-    if feeds_due < AUTO_MIN_FEEDS or cores <= 2 or _memory_bytes() < AUTO_MIN_MEMORY:
-        # The crawl process keeps two cores busy by itself (the reactor, and the store's writer thread
-        # in SQLite): on two cores a worker gained 10% for 60 MB (docs/benchmarks.md).
+    if feeds_due < AUTO_MIN_FEEDS or _memory_bytes() < AUTO_MIN_MEMORY:
         return 0
-    return min(cores - 1, AUTO_MAX_WORKERS)
+    # The crawl process keeps about one core busy itself (the reactor, and the store's writer thread
+    # inside SQLite): on two cores one worker was faster than two, and used 90 MB less (docs/benchmarks.md).
+    return max(1, min((os.cpu_count() or 1) - 1, AUTO_MAX_WORKERS))
 
 
 def _memory_bytes() -> int:
