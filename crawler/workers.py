@@ -13,6 +13,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import signal
 from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -129,7 +130,7 @@ class ParsePool:
         """Start the processes (they import the parsers) without waiting for them."""
         if self.workers and self._executor is None:
             self._executor = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts
             )
             self._warming = [self._executor.submit(_warm_up) for _ in range(self.workers)]
 
@@ -162,6 +163,12 @@ class ParsePool:
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _ignore_interrupts() -> None:
+    """Ctrl-C reaches the whole process group: the crawl process shuts the pool down in order, and a
+    worker must not die first with a KeyboardInterrupt traceback on the user's terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _warm_up() -> None:

@@ -150,6 +150,23 @@ def test_the_pool_gives_the_same_result_as_inline_and_survives_a_dead_worker():
     asyncio.run(scenario())
 
 
+def test_a_worker_ignores_ctrl_c_which_the_crawl_process_handles():
+    async def scenario():
+        pool = ParsePool(1, start_after=0)
+        try:
+            pool.start()
+            while not pool.ready:
+                await asyncio.sleep(0.05)
+            for process in list(pool._executor._processes.values()):  # noqa: SLF001
+                os.kill(process.pid, signal.SIGINT)
+            await asyncio.sleep(0.2)
+            assert await pool.run(job()) == work_feed(job())  # still alive, no traceback
+        finally:
+            pool.close()
+
+    asyncio.run(scenario())
+
+
 def test_the_pool_starts_only_once_there_is_parsing_to_do():
     async def scenario():
         pool = ParsePool(2, start_after=2)
