@@ -129,9 +129,7 @@ class ParsePool:
     def start(self) -> None:
         """Start the processes (they import the parsers) without waiting for them."""
         if self.workers and self._executor is None:
-            self._executor = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts
-            )
+            self._executor = _new_executor(self.workers)
             self._warming = [self._executor.submit(_warm_up) for _ in range(self.workers)]
 
     @property
@@ -150,9 +148,19 @@ class ParsePool:
         try:
             future: Future[tuple[list[Routed], FeedFetch]] = self._executor.submit(work_feed, job)
             return await asyncio.wrap_future(future)
-        except BrokenProcessPool as exc:
-            self._discard()
-            raise WorkerCrashed(f"the parser process died on this feed ({exc or 'killed'})") from None
+        except BrokenProcessPool:
+            self._discard()  # the next feed starts a fresh pool
+        # The pool died under one of the feeds in flight, not necessarily this one: parse this one
+        # again in a process of its own, so that only the feed that kills a worker is recorded as failed.
+        alone = _new_executor(1)
+        try:
+            return await asyncio.wrap_future(alone.submit(work_feed, job))
+        except BrokenProcessPool:
+            raise WorkerCrashed(
+                "the parser process died on this feed (a crash in a parser, or the out-of-memory killer)"
+            ) from None
+        finally:
+            alone.shutdown(wait=False)
 
     def close(self) -> None:
         if self._executor is not None:
@@ -163,6 +171,11 @@ class ParsePool:
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _new_executor(workers: int) -> ProcessPoolExecutor:
+    # spawn, not fork: the crawl process runs a reactor and threads
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts)
 
 
 def _ignore_interrupts() -> None:
