@@ -14,6 +14,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -175,13 +177,24 @@ class ParsePool:
 
 def _new_executor(workers: int) -> ProcessPoolExecutor:
     # spawn, not fork: the crawl process runs a reactor and threads
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts)
+    return ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker, initargs=(os.getpid(),)
+    )
 
 
-def _ignore_interrupts() -> None:
-    """Ctrl-C reaches the whole process group: the crawl process shuts the pool down in order, and a
-    worker must not die first with a KeyboardInterrupt traceback on the user's terminal."""
+def _start_worker(crawl_pid: int) -> None:
+    # Ctrl-C reaches the whole process group: the crawl process shuts the pool down in order, and a
+    # worker must not die first with a KeyboardInterrupt traceback on the user's terminal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(crawl_pid,), name="feedloom-orphan-watch", daemon=True).start()
+
+
+def _exit_with(crawl_pid: int) -> None:
+    """End this worker when the crawl process is gone (SIGKILL, a cron timeout). The worker holds its
+    own end of the job queue, so it would otherwise wait for a job forever, holding its memory."""
+    while os.getppid() == crawl_pid:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 def _warm_up() -> None:

@@ -6,6 +6,10 @@ import asyncio
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -217,3 +221,37 @@ def test_a_crawl_with_workers_stores_what_one_without_them_stores(tmp_path):
     assert len(stored["0"]) == 15
     assert stored["2"] == stored["0"]
 
+
+
+def test_workers_end_when_the_crawl_process_is_killed(tmp_path):
+    """A cron timeout may SIGKILL a crawl: its workers must not live on, each holding 45 MB."""
+    script = tmp_path / "crawl.py"
+    script.write_text(
+        "import asyncio, os, signal, sys\n"
+        "sys.path.insert(0, %r)\n"
+        "from crawler.workers import ParsePool\n"
+        "async def main():\n"
+        "    pool = ParsePool(2, start_after=0)\n"
+        "    pool.start()\n"
+        "    while not pool.ready:\n"
+        "        await asyncio.sleep(0.05)\n"
+        "    print(' '.join(str(p.pid) for p in pool._executor._processes.values()), flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "if __name__ == '__main__':\n"
+        "    asyncio.run(main())\n" % str(Path(__file__).resolve().parent.parent)
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    pids = [int(p) for p in result.stdout.split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return "State:\tZ" not in status.read()
+    except FileNotFoundError:
+        return False
