@@ -87,10 +87,10 @@ class Store:
     def __init__(self, db: Database, schedule: ScheduleSettings | None = None) -> None:
         self.db = db
         self.schedule = schedule or ScheduleSettings()
-        # Entries this crawl created: another feed's copy of one of them, seen in the same crawl, is a
-        # second view of the same article, not a newer version of it.
-        self._crawl_id: int | None = None
-        self._created_now: set[str] = set()
+        # Entries each crawl created: another feed's copy of one of them, seen in the same crawl, is a
+        # second view of the same article, not a newer version of it. A temporary table of this
+        # connection, not a Python set: 170,000 ids held ~20 MB for a whole 5,000-feed crawl.
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS created_now (crawl_id INTEGER, id TEXT, PRIMARY KEY (crawl_id, id))")
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True, schedule: ScheduleSettings | None = None) -> Store:
@@ -274,8 +274,6 @@ class Store:
     def _write_entry(
         self, item: EntryItem, counts: CrawlCounts, touched: set[str] | None = None, crawl_id: int | None = None
     ) -> None:
-        if crawl_id != self._crawl_id:
-            self._crawl_id, self._created_now = crawl_id, set()
         entry = item.entry
         assert entry is not None, "the store receives normalized entries only"
         feed_id = item.context.feed_id
@@ -319,7 +317,7 @@ class Store:
             _insert(db, "entry_sightings", _sighting(entry, feed_id, now, None, item.feed_hash))
             counts.entries_new += 1
             if crawl_id is not None:
-                self._created_now.add(entry.id)
+                db.execute("INSERT OR IGNORE INTO temp.created_now (crawl_id, id) VALUES (?, ?)", [crawl_id, entry.id])
             return
         entry_id, old_hash, owner_feed, old_title, old_html, last_changed, first_seen, old_source, old_len = existing
         sighting = db.execute(
@@ -345,7 +343,14 @@ class Store:
             if sighting is not None:
                 counts.entries_unchanged += 1
             return
-        same_crawl_view = owner_feed != feed_id and entry_id in self._created_now
+        same_crawl_view = (
+            owner_feed != feed_id
+            and crawl_id is not None
+            and db.execute(
+                "SELECT 1 FROM temp.created_now WHERE crawl_id = ? AND id = ?", [crawl_id, entry_id]
+            ).fetchone()
+            is not None
+        )
         if same_crawl_view and _view_rank(item.content_source, len(entry.content_text), entry.content_hash) > _view_rank(
             old_source, old_len, old_hash
         ):

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from crawler.parsers.article import ArticleFields
 
 
+_FEED_FIELDS = ("id", "url", "title", "language", "timezone", "categories", "full_content", "etag", "last_modified")
+
+
 class FeedsSpider(scrapy.Spider):
     name = "feeds"
 
@@ -63,6 +66,8 @@ class FeedsSpider(scrapy.Spider):
                 all_feeds=settings.getbool("FEEDLOOM_ALL_FEEDS"),
                 feed_ids=[int(i) for i in settings.getlist("FEEDLOOM_FEED_IDS")],
             )
+        # Only what a feed's request and its parsing read: 5,000 full rows would hold 8 MB for the whole crawl.
+        spider.feed_rows = [{k: row.get(k) for k in _FEED_FIELDS} for row in spider.feed_rows]
         rules_path = settings.get("FEEDLOOM_HTML_RULES")
         spider.html_rules = load_html_rules(rules_path) if rules_path else DEFAULT_RULES
         spider.pool = ParsePool(auto_workers(settings.get("FEEDLOOM_WORKERS"), len(spider.feed_rows)))
