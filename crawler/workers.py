@@ -119,6 +119,7 @@ class ParsePool:
 
     The processes start when the crawl has had `start_after` feeds to parse, so an unchanged re-crawl
     (all 304) or one changed feed never pays for them; feeds are parsed inline until they are ready.
+    When worker processes cannot start at all, the rest of the crawl parses inline.
     """
 
     def __init__(self, workers: int, start_after: int = 3) -> None:
@@ -127,16 +128,27 @@ class ParsePool:
         self._executor: ProcessPoolExecutor | None = None
         self._warming: list[Future[None]] = []
         self._parsed = 0
+        # Feeds in flight when a worker died are parsed again one at a time, in one spare process.
+        self._alone: ProcessPoolExecutor | None = None
+        self._alone_lock = asyncio.Lock()
 
     def start(self) -> None:
         """Start the processes (they import the parsers) without waiting for them."""
         if self.workers and self._executor is None:
-            self._executor = _new_executor(self.workers)
-            self._warming = [self._executor.submit(_warm_up) for _ in range(self.workers)]
+            try:
+                self._executor = _new_executor(self.workers)
+                self._warming = [self._executor.submit(_warm_up) for _ in range(self.workers)]
+            except (OSError, NotImplementedError, ImportError) as exc:  # no processes here (sandbox, limits)
+                self._give_up(f"worker processes cannot start ({exc})")
 
     @property
     def ready(self) -> bool:
-        return self._executor is not None and all(f.done() for f in self._warming)
+        if self._executor is None or not all(f.done() for f in self._warming):
+            return False
+        if any(f.cancelled() or f.exception() is not None for f in self._warming):
+            self._give_up("worker processes died while starting")
+            return False
+        return True
 
     async def run(self, job: FeedJob) -> tuple[list[Routed], FeedFetch]:
         if not self.workers or job.response.status != 200:
@@ -146,33 +158,42 @@ class ParsePool:
             self.start()
         if not self.ready:
             return work_feed(job)
-        assert self._executor is not None
+        executor = self._executor
+        assert executor is not None
         try:
-            future: Future[tuple[list[Routed], FeedFetch]] = self._executor.submit(work_feed, job)
-            return await asyncio.wrap_future(future)
+            return await asyncio.wrap_future(executor.submit(work_feed, job))
         except BrokenProcessPool:
-            self._discard()  # the next feed starts a fresh pool
+            self._discard(executor)  # the next feed starts a fresh pool
         # The pool died under one of the feeds in flight, not necessarily this one: parse this one
         # again in a process of its own, so that only the feed that kills a worker is recorded as failed.
-        alone = _new_executor(1)
-        try:
-            return await asyncio.wrap_future(alone.submit(work_feed, job))
-        except BrokenProcessPool:
-            raise WorkerCrashed(
-                "the parser process died on this feed (a crash in a parser, or the out-of-memory killer)"
-            ) from None
-        finally:
-            alone.shutdown(wait=False)
+        async with self._alone_lock:
+            if self._alone is None:
+                self._alone = _new_executor(1)
+            try:
+                return await asyncio.wrap_future(self._alone.submit(work_feed, job))
+            except BrokenProcessPool:
+                self._alone.shutdown(wait=False)
+                self._alone = None
+                raise WorkerCrashed(
+                    "the parser process died on this feed (a crash in a parser, or the out-of-memory killer)"
+                ) from None
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        for executor in (self._executor, self._alone):
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
+        self._executor = self._alone = None
 
-    def _discard(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
+    def _discard(self, executor: ProcessPoolExecutor) -> None:
+        if self._executor is executor:  # not a fresh pool another feed has started since
+            self._executor = None
             executor.shutdown(wait=False, cancel_futures=True)
+
+    def _give_up(self, why: str) -> None:
+        logger.warning("%s: parsing in the crawl process instead", why)
+        if self._executor is not None:
+            self._discard(self._executor)
+        self.workers = 0
 
 
 def _new_executor(workers: int) -> ProcessPoolExecutor:

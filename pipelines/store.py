@@ -357,7 +357,8 @@ class Store:
             # Two feeds' copies in one crawl are one first sighting, not a revision; the better copy is
             # kept whichever feed answered first, so the result does not depend on arrival order.
             row.pop("id")
-            row.update(last_seen_at=now, feed_id=feed_id)
+            row.update(last_seen_at=now, feed_id=feed_id, content_source=item.content_source)
+            row.update(page_error=item.page_error, page_method=item.page_method)  # not the other copy's
             _update(db, entry_id, row)
             return
         if same_crawl_view or self._keeps_stored_version(entry, item, entry_id, owner_feed, old_source, old_len):

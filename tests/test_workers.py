@@ -160,6 +160,34 @@ def test_only_the_feed_that_kills_its_worker_fails_and_the_pool_recovers():
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("failure", ["cannot_create", "die_on_start"])
+def test_when_workers_cannot_run_the_crawl_parses_inline(monkeypatch, failure):
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+
+    def broken_executor(workers):
+        if failure == "cannot_create":
+            raise NotImplementedError("no sem_open here")
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=os._exit, initargs=(3,))
+
+    monkeypatch.setattr("crawler.workers._new_executor", broken_executor)
+
+    async def scenario():
+        pool = ParsePool(2, start_after=0)
+        try:
+            pool.start()
+            for _ in range(200):
+                if pool.workers == 0 or pool.ready:
+                    break
+                await asyncio.sleep(0.05)
+            assert await pool.run(job()) == work_feed(job())
+            assert pool.workers == 0 and pool._executor is None  # noqa: SLF001 - inline for the rest of the crawl
+        finally:
+            pool.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_worker_ignores_ctrl_c_which_the_crawl_process_handles():
     async def scenario():
         pool = ParsePool(1, start_after=0)
