@@ -913,7 +913,7 @@ def _is_placeholder(src: str) -> bool:
     return lowered.startswith("data:") or lowered == "about:blank" or _PLACEHOLDER_RE.search(src)
 
 
-def _srcset_candidates(srcset: str) -> list[tuple[str, str]]:
+def srcset_candidates(srcset: str) -> list[tuple[str, str]]:
     """(url, descriptor) pairs, following the HTML srcset parsing rules (URLs may hold commas)."""
     candidates = []
     pos, end = 0, len(srcset)
@@ -939,7 +939,7 @@ def _srcset_candidates(srcset: str) -> list[tuple[str, str]]:
 
 def _best_candidate(srcset: str) -> str | None:
     best: tuple[int, float, str] | None = None
-    for url, descriptor in _srcset_candidates(srcset):
+    for url, descriptor in srcset_candidates(srcset):
         rank = (0, 1.0)
         match = re.fullmatch(r"(\d+(?:\.\d+)?)([wx])", descriptor.lower())
         if match:
@@ -989,7 +989,7 @@ def _clean_url(value: str | None, base: str | None, schemes: frozenset[str]) -> 
 
 def _clean_srcset(value: str, base: str | None) -> str | None:
     parts = []
-    for url, descriptor in _srcset_candidates(value):
+    for url, descriptor in srcset_candidates(value):
         absolute = _clean_url(url, base, _WEB_SCHEMES)
         if absolute:
             parts.append(f"{absolute} {descriptor}".strip())

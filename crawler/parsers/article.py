@@ -19,7 +19,7 @@ from lxml.cssselect import CSSSelector, SelectorError
 from readability import Document
 
 from crawler.recipes import Recipe
-from pipelines.html import drop_bad_char_refs
+from pipelines.html import drop_bad_char_refs, srcset_candidates
 
 # Bigger pages are not articles worth parsing, and readability's scoring gets slow on them.
 MAX_PAGE_BYTES = 8 * 1024 * 1024
@@ -384,33 +384,9 @@ def _absolutize(content: lxml.html.HtmlElement, base: str, lazy: tuple[str, ...]
 
 
 def _absolute_srcset(base: str, value: str) -> str:
-    return ", ".join(" ".join((_join(base, url) or url, *descriptors)) for url, descriptors in _parse_srcset(value))
-
-
-def _parse_srcset(value: str) -> list[tuple[str, tuple[str, ...]]]:
-    """Candidates of a srcset as the HTML standard splits them: URLs may contain commas (CDN resize options)."""
-    candidates: list[tuple[str, tuple[str, ...]]] = []
-    position, size = 0, len(value)
-    while position < size:
-        while position < size and (value[position].isspace() or value[position] == ","):
-            position += 1
-        start = position
-        while position < size and not value[position].isspace():
-            position += 1
-        url = value[start:position]
-        if not url:
-            break
-        descriptors: list[str] = []
-        if url.endswith(","):
-            url = url.rstrip(",")
-        else:
-            end = value.find(",", position)
-            end = size if end < 0 else end
-            descriptors = value[position:end].split()
-            position = end + 1
-        if url:
-            candidates.append((url, tuple(descriptors)))
-    return candidates
+    return ", ".join(
+        " ".join((_join(base, url) or url, *descriptor.split())) for url, descriptor in srcset_candidates(value)
+    )
 
 
 def _element_text(element: lxml.html.HtmlElement) -> str:
@@ -522,7 +498,7 @@ def _image_value(base: str, lazy: tuple[str, ...]) -> Reader:
         for name in (*lazy, "src", "srcset"):
             value = (element.get(name) or "").strip()
             if name.endswith("srcset") and value:
-                candidates = _parse_srcset(value)
+                candidates = srcset_candidates(value)
                 value = candidates[0][0] if candidates else ""
             if value and not value.lower().startswith("data:"):
                 return _join(base, value)
