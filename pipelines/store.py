@@ -554,7 +554,7 @@ class StorePipeline:
 
     MAX_QUEUED = 2  # batches handed to the writer thread and not written yet
 
-    def __init__(self, db_path: str, batch_size: int = 500, schedule: ScheduleSettings | None = None, crawler: Any = None) -> None:
+    def __init__(self, db_path: str, batch_size: int = 200, schedule: ScheduleSettings | None = None, crawler: Any = None) -> None:
         self.db_path = db_path
         self.batch_size = batch_size
         self.schedule = schedule
@@ -576,7 +576,7 @@ class StorePipeline:
             backoff_base_s=s.getint("FEEDLOOM_BACKOFF_BASE"),
             backoff_cap_s=s.getint("FEEDLOOM_BACKOFF_CAP"),
         )
-        return cls(s.get("FEEDLOOM_DB") or default_db_path(), s.getint("FEEDLOOM_BATCH_SIZE", 500), schedule, crawler)
+        return cls(s.get("FEEDLOOM_DB") or default_db_path(), s.getint("FEEDLOOM_BATCH_SIZE", 200), schedule, crawler)
 
     def open_spider(self, spider: Any = None) -> None:
         self.store = Store.open(self.db_path, schedule=self.schedule)
