@@ -200,3 +200,15 @@ def test_peak_memory_counts_the_worker_processes_too(tmp_path):
     assert code == 0
     assert 60 <= single < 120  # ru_maxrss: the largest one alone
     assert rss >= 180 and pss >= 170  # three processes of 60 MB each
+
+
+def test_stage_timings_cover_every_entry_of_the_feeds(tmp_path):
+    from bench.generate import generate_corpus
+    from bench.stages import STAGES, main, measure
+
+    corpus = generate_corpus(tmp_path / "c", feeds=3, seed=5)
+    bodies = [p.read_bytes() for p in sorted((tmp_path / "c" / "feeds").glob("*.xml"))]
+    entries, spent = measure(bodies)
+    assert entries == corpus.items and set(spent) == set(STAGES)
+    assert all(seconds >= 0 for seconds in spent.values()) and spent["html"] > 0
+    assert main(["2", "--corpus", str(tmp_path / "c" / "feeds")]) == 0
