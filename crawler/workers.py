@@ -64,7 +64,9 @@ class Routed:
 
 def work_feed(job: FeedJob) -> tuple[list[Routed], FeedFetch]:
     """The feed's entries, each routed (page or not) and normalized when no page is needed; its fetch record."""
-    from pipelines.stages import normalize_entry  # the stages import the html and metadata modules: heavy
+    from pipelines.stages import (
+        normalize_entry,  # the stages import the html and metadata modules: heavy
+    )
 
     *items, fetch = decide_feed_response(
         job.feed, job.response, fetched_at=job.fetched_at, duration_ms=job.duration_ms
@@ -86,7 +88,7 @@ def work_feed(job: FeedJob) -> tuple[list[Routed], FeedFetch]:
         if reason is None:
             try:
                 item = replace(item, entry=normalize_entry(raw, item.context, job.rules), normalized=True)
-            except Exception:  # noqa: BLE001 - left to the pipelines, which record the failure as they always have
+            except Exception:
                 logger.debug("normalizing %s in a worker failed; the pipelines will try", raw.link, exc_info=True)
         routed.append(Routed(item, reason))
     return routed, fetch

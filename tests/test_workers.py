@@ -18,8 +18,20 @@ from crawler.outcome import Response, decide_feed_response
 from crawler.pages import feed_side_hash
 from crawler.recipes import Recipe
 from crawler.testserver import FixtureServer
-from crawler.workers import AUTO_MIN_FEEDS, FeedJob, ParsePool, WorkerCrashed, auto_workers, work_feed
-from pipelines.stages import DedupePipeline, HtmlPipeline, MetadataPipeline, normalize_entry
+from crawler.workers import (
+    AUTO_MIN_FEEDS,
+    FeedJob,
+    ParsePool,
+    WorkerCrashed,
+    auto_workers,
+    work_feed,
+)
+from pipelines.stages import (
+    DedupePipeline,
+    HtmlPipeline,
+    MetadataPipeline,
+    normalize_entry,
+)
 from tests.conftest import DEMO_SITE, run_feedloom
 
 NOW = "2026-11-20T08:00:00Z"
@@ -162,8 +174,8 @@ def test_only_the_feed_that_kills_its_worker_fails_and_the_pool_recovers():
 
 @pytest.mark.parametrize("failure", ["cannot_create", "die_on_start"])
 def test_when_workers_cannot_run_the_crawl_parses_inline(monkeypatch, failure):
-    from concurrent.futures import ProcessPoolExecutor
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     def broken_executor(workers):
         if failure == "cannot_create":
@@ -181,7 +193,7 @@ def test_when_workers_cannot_run_the_crawl_parses_inline(monkeypatch, failure):
                     break
                 await asyncio.sleep(0.05)
             assert await pool.run(job()) == work_feed(job())
-            assert pool.workers == 0 and pool._executor is None  # noqa: SLF001 - inline for the rest of the crawl
+            assert pool.workers == 0 and pool._executor is None
         finally:
             pool.close()
 
@@ -195,7 +207,7 @@ def test_a_worker_ignores_ctrl_c_which_the_crawl_process_handles():
             pool.start()
             while not pool.ready:
                 await asyncio.sleep(0.05)
-            for process in list(pool._executor._processes.values()):  # noqa: SLF001
+            for process in list(pool._executor._processes.values()):
                 os.kill(process.pid, signal.SIGINT)
             await asyncio.sleep(0.2)
             assert await pool.run(job()) == work_feed(job())  # still alive, no traceback
@@ -212,11 +224,11 @@ def test_the_pool_starts_only_once_there_is_parsing_to_do():
             not_modified = job(response=Response(FEED["url"], 304, {}, b""))
             for _ in range(5):
                 await pool.run(not_modified)
-            assert pool._executor is None  # noqa: SLF001 - an all-304 crawl starts no process
+            assert pool._executor is None
             first = await pool.run(job())
-            assert pool._executor is None  # noqa: SLF001
+            assert pool._executor is None
             second = await pool.run(job())  # parsed inline while the processes start
-            assert pool._executor is not None and first == second == work_feed(job())  # noqa: SLF001
+            assert pool._executor is not None and first == second == work_feed(job())
         finally:
             pool.close()
 
@@ -256,7 +268,7 @@ def test_workers_end_when_the_crawl_process_is_killed(tmp_path):
     script = tmp_path / "crawl.py"
     script.write_text(
         "import asyncio, os, signal, sys\n"
-        "sys.path.insert(0, %r)\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})\n"
         "from crawler.workers import ParsePool\n"
         "async def main():\n"
         "    pool = ParsePool(2, start_after=0)\n"
@@ -266,9 +278,9 @@ def test_workers_end_when_the_crawl_process_is_killed(tmp_path):
         "    print(' '.join(str(p.pid) for p in pool._executor._processes.values()), flush=True)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
         "if __name__ == '__main__':\n"
-        "    asyncio.run(main())\n" % str(Path(__file__).resolve().parent.parent)
+        "    asyncio.run(main())\n"
     )
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, str(script)], check=False, capture_output=True, text=True, timeout=60)
     pids = [int(p) for p in result.stdout.split()]
     assert len(pids) == 2
     deadline = time.monotonic() + 10

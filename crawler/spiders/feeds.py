@@ -12,8 +12,8 @@ from scrapy.crawler import Crawler
 from scrapy.http import Response as ScrapyResponse
 from twisted.python.failure import Failure
 
-from crawler.items import EntryItem, FeedFetch
 from crawler.addresses import explain_refused_host
+from crawler.items import EntryItem, FeedFetch
 from crawler.outcome import Response, error_outcome
 from crawler.pages import complete_from_page, page_failed, page_problem
 from crawler.recipes import Recipe, load_recipes, recipe_for
@@ -161,7 +161,10 @@ class FeedsSpider(scrapy.Spider):
         )
 
     def parse_page(self, response: ScrapyResponse, **kwargs: Any) -> Iterator[EntryItem | FeedFetch]:
-        from crawler.parsers.article import ExtractError, extract_article  # lxml.html, readability: only with pages
+        from crawler.parsers.article import (  # lxml.html, readability: only with pages
+            ExtractError,
+            extract_article,
+        )
 
         link = response.meta["page_of"]
         self.crawler.stats.inc_value("feedloom/pages_fetched")
