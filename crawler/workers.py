@@ -88,7 +88,7 @@ def work_feed(job: FeedJob) -> tuple[list[Routed], FeedFetch]:
         if reason is None:
             try:
                 item = replace(item, entry=normalize_entry(raw, item.context, job.rules), normalized=True)
-            except Exception:
+            except Exception:  # left to the pipelines, which record the failure as they always have
                 logger.debug("normalizing %s in a worker failed; the pipelines will try", raw.link, exc_info=True)
         routed.append(Routed(item, reason))
     return routed, fetch
