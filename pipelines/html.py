@@ -493,6 +493,14 @@ def normalize_html(
     return _clean(html, base_url, rules)[0]
 
 
+def cleaned_text(
+    html: str | bytes | None, *, base_url: str | None = None, rules: HtmlRules = DEFAULT_RULES
+) -> str:
+    """clean_html(...).text without serializing or sanitizing the HTML: for a summary, whose HTML is not kept."""
+    _, _, body = _clean(html, base_url, rules, serialize=False)
+    return _text_of(body) if body is not None else ""
+
+
 def extract_text(html: str | bytes | None) -> str:
     """Plain text of any HTML: one line per paragraph, heading, list item or <br>; no script text."""
     body = _parse(html)
@@ -520,8 +528,13 @@ def find_cover_image(html: str | bytes | None, *, base_url: str | None = None) -
 # --- the pipeline ------------------------------------------------------------------------------
 
 
-def _clean(html: str | bytes | None, base_url: str | None, rules: HtmlRules) -> tuple[str, str | None, Any]:
-    """The sanitized HTML, the bio, and the cleaned tree the HTML was serialized from."""
+def _clean(
+    html: str | bytes | None, base_url: str | None, rules: HtmlRules, *, serialize: bool = True
+) -> tuple[str, str | None, Any]:
+    """The sanitized HTML, the bio, and the cleaned tree the HTML was serialized from.
+
+    With serialize=False the HTML is "" and only the tree is of use: nh3 changes no text of it.
+    """
     body = _parse(html)
     if body is None:
         return "", None, None
@@ -553,6 +566,8 @@ def _clean(html: str | bytes | None, base_url: str | None, rules: HtmlRules) -> 
         if not removed:
             break
     _fold_whitespace(body)
+    if not serialize:
+        return "", bio, body
     body.attrib.clear()
     serialized = etree.tostring(body, encoding="unicode", method="html", with_tail=False)
     inner = serialized[len("<body>") : -len("</body>")]

@@ -7,7 +7,7 @@ from typing import Any
 
 from crawler.items import Entry, EntryItem, FeedContext, RawEntry
 from pipelines.dedupe import identify
-from pipelines.html import DEFAULT_RULES, HtmlRules, clean_html, extract_text, load_html_rules, normalize_html
+from pipelines.html import DEFAULT_RULES, HtmlRules, clean_html, cleaned_text, load_html_rules
 from pipelines.metadata import detect_language, normalize_metadata, normalize_title, normalize_url, text_stats
 
 SUMMARY_CHARS = 280
@@ -20,7 +20,7 @@ def apply_html(entry: Entry, *, base_url: str | None, rules: HtmlRules = DEFAULT
     if not entry.summary or entry.summary == entry.content_html:
         summary_text = text  # the feed's only body is its summary: no second cleaning
     else:
-        summary_text = extract_text(normalize_html(entry.summary, base_url=base_url, rules=rules))
+        summary_text = cleaned_text(entry.summary, base_url=base_url, rules=rules)
     if not summary_text or summary_text == text:
         summary_text = text
     summary = _shorten(summary_text, SUMMARY_CHARS) or None

@@ -22,6 +22,7 @@ from pipelines.html import (
     CleanHtml,
     HtmlRules,
     clean_html,
+    cleaned_text,
     drop_bad_char_refs,
     extract_text,
     find_cover_image,
@@ -119,6 +120,7 @@ def test_normalize_html_is_idempotent_on_random_htmlish(tokens: list[str]) -> No
     result = clean_html(source, base_url=BASE)
     assert result.html == once
     assert result.text == extract_text(result.html)
+    assert cleaned_text(source, base_url=BASE) == extract_text(once)  # the summary's shortcut
 
 
 TAGS = (
@@ -147,6 +149,7 @@ def test_normalize_html_is_idempotent_on_random_nested_html(parts: list[str]) ->
     once = normalize_html(source, base_url=BASE)
     assert normalize_html(once, base_url=BASE) == once
     assert clean_html(source, base_url=BASE).text == extract_text(once)
+    assert cleaned_text(source, base_url=BASE) == extract_text(once)
 
 
 @settings(max_examples=200, deadline=None)
@@ -156,6 +159,7 @@ def test_garbage_never_raises(data: str | bytes) -> None:
     assert isinstance(result, CleanHtml)
     assert normalize_html(result.html) == result.html
     assert isinstance(extract_text(data), str)
+    assert cleaned_text(data) == result.text
     cover = find_cover_image(data, base_url=BASE)
     assert cover is None or cover.startswith(("http://", "https://"))
 
