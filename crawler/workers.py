@@ -35,6 +35,8 @@ AUTO_MIN_FEEDS = 20
 AUTO_MAX_WORKERS = 4
 # Each worker process holds about 45 MB: on a machine this small, memory matters more than speed.
 AUTO_MIN_MEMORY = 1024**3
+# Jobs per worker that may wait for it; beyond that the crawl process parses the feed itself.
+BACKLOG = 1
 
 
 class WorkerCrashed(RuntimeError):
@@ -130,6 +132,7 @@ class ParsePool:
         self._executor: ProcessPoolExecutor | None = None
         self._warming: list[Future[None]] = []
         self._parsed = 0
+        self._in_flight = 0  # jobs handed to the worker processes and not answered yet
         # Feeds in flight when a worker died are parsed again one at a time, in one spare process.
         self._alone: ProcessPoolExecutor | None = None
         self._alone_lock = asyncio.Lock()
@@ -158,8 +161,17 @@ class ParsePool:
         self._parsed += 1
         if self._executor is None and self._parsed >= self.start_after:
             self.start()
-        if not self.ready:
+        if not self.ready or self._in_flight > self.workers * BACKLOG:
+            # The workers have a backlog: the crawl process, idle between responses, takes this feed
+            # itself instead of queueing it (and its body) behind the others.
             return work_feed(job)
+        self._in_flight += 1
+        try:
+            return await self._submit(job)
+        finally:
+            self._in_flight -= 1
+
+    async def _submit(self, job: FeedJob) -> tuple[list[Routed], FeedFetch]:
         executor = self._executor
         assert executor is not None
         try:
