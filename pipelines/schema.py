@@ -186,10 +186,19 @@ def _m003_columnists(db: Database) -> None:
     db["entry_sightings"].add_column("feed_hash", str)
 
 
+def _m004_deferred_search(db: Database) -> None:
+    # The store's batches now index their new entries in one statement at commit; the old triggers
+    # kept the index in step, so only the triggers change and the index is not rebuilt.
+    from pipelines.search import upgrade_search
+
+    upgrade_search(db)
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("001_core", _m001_core),
     ("002_search", _m002_search),
     ("003_columnists", _m003_columnists),
+    ("004_deferred_search", _m004_deferred_search),
 )
 
 

@@ -14,7 +14,8 @@ FTS_TABLE = "entries_fts"
 SOURCE_VIEW = "entries_fts_source"
 VOCAB_TABLE = "entries_fts_vocab"
 INSTANCE_TABLE = "entries_fts_instance"
-TRIGGERS = ("entries_fts_insert", "entries_fts_delete", "entries_fts_update")
+PENDING_TABLE = "entries_fts_pending"
+TRIGGERS = ("entries_fts_insert", "entries_fts_delete", "entries_fts_update", "entries_fts_defer")
 
 # Indexed columns of `entries` and their bm25 weights: a hit in the title counts most.
 COLUMNS = ("title", "content_text", "author", "categories")
@@ -46,19 +47,61 @@ _SCHEMA = (
         {_COLUMN_LIST}, content='{SOURCE_VIEW}', content_rowid='entry_rowid', tokenize='trigram')""",
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {VOCAB_TABLE} USING fts5vocab({FTS_TABLE}, 'row')",
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {INSTANCE_TABLE} USING fts5vocab({FTS_TABLE}, 'instance')",
-    f"""CREATE TRIGGER IF NOT EXISTS {TRIGGERS[0]} AFTER INSERT ON entries BEGIN
+    # Entries written while indexing is deferred (see deferred_indexing), and the sentinel row 0 that
+    # says it is. Empty outside such a transaction.
+    f"CREATE TABLE IF NOT EXISTS {PENDING_TABLE} (entry_rowid INTEGER PRIMARY KEY)",
+)
+
+# Every write to FTS5 runs inside a statement savepoint, and FTS5 writes its pending in-memory index
+# to disk at each one: an INSERT per entry leaves a tiny segment per entry, and merging them costs
+# more than the indexing itself. So a writer that inserts many entries in one transaction (the
+# store) defers: the insert trigger then only notes the rowid, and one INSERT ... SELECT indexes all
+# of them before the commit. Every other writer keeps the plain per-row triggers.
+_DEFERRING = f"EXISTS (SELECT 1 FROM {PENDING_TABLE} WHERE entry_rowid = 0)"
+
+
+def _not_pending(ref: str) -> str:
+    # A pending row is not in the index yet: a 'delete' for it would corrupt an external-content
+    # index, and its new values are what the flush reads anyway. Rowid 0 is the sentinel, never pending.
+    return f"({ref}.rowid = 0 OR NOT EXISTS (SELECT 1 FROM {PENDING_TABLE} WHERE entry_rowid = {ref}.rowid))"
+
+
+_TRIGGER_SQL = (
+    f"""CREATE TRIGGER {TRIGGERS[0]} AFTER INSERT ON entries
+        WHEN new.rowid = 0 OR NOT {_DEFERRING} BEGIN
         INSERT INTO {FTS_TABLE} (rowid, {_COLUMN_LIST}) VALUES (new.rowid, {_values('new.')});
     END""",
-    f"""CREATE TRIGGER IF NOT EXISTS {TRIGGERS[1]} AFTER DELETE ON entries BEGIN
+    f"""CREATE TRIGGER {TRIGGERS[1]} AFTER DELETE ON entries
+        WHEN {_not_pending('old')} BEGIN
         INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rowid, {_COLUMN_LIST}) VALUES ('delete', old.rowid, {_values('old.')});
     END""",
-    # Crawls rewrite unchanged rows; the WHEN clause spares the index that work.
-    f"""CREATE TRIGGER IF NOT EXISTS {TRIGGERS[2]} AFTER UPDATE OF {_COLUMN_LIST} ON entries
-        WHEN {_CHANGED} BEGIN
+    # Crawls rewrite unchanged rows; the first half of WHEN spares the index that work.
+    f"""CREATE TRIGGER {TRIGGERS[2]} AFTER UPDATE OF {_COLUMN_LIST} ON entries
+        WHEN ({_CHANGED}) AND {_not_pending('old')} BEGIN
         INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rowid, {_COLUMN_LIST}) VALUES ('delete', old.rowid, {_values('old.')});
         INSERT INTO {FTS_TABLE} (rowid, {_COLUMN_LIST}) VALUES (new.rowid, {_values('new.')});
+    END""",
+    # OR IGNORE: a pending row deleted and its rowid reused by a later insert stays one pending rowid.
+    f"""CREATE TRIGGER {TRIGGERS[3]} AFTER INSERT ON entries
+        WHEN new.rowid <> 0 AND {_DEFERRING} BEGIN
+        INSERT OR IGNORE INTO {PENDING_TABLE} (entry_rowid) VALUES (new.rowid);
     END""",
 )
+# The triggers migration 002 installed; while all of them stand, the index is in step with entries.
+_TRIGGERS_002 = TRIGGERS[:3]
+# Dropped before the triggers are created: a trigger of an older version under the same name would stay.
+_DROP_TRIGGERS = tuple(f"DROP TRIGGER IF EXISTS {name}" for name in TRIGGERS)
+
+_DEFER = f"INSERT OR IGNORE INTO {PENDING_TABLE} (entry_rowid) VALUES (0)"
+# `entry_rowid IN (subquery)` on the view is a rowid lookup in entries per pending row, not a scan;
+# a pending row deleted since is simply not found.
+_INDEX_PENDING = (
+    f"INSERT INTO {FTS_TABLE} (rowid, {_COLUMN_LIST}) SELECT entry_rowid, {_COLUMN_LIST} FROM {SOURCE_VIEW}"
+    f" WHERE entry_rowid IN (SELECT entry_rowid FROM {PENDING_TABLE} WHERE entry_rowid <> 0)"
+)
+_ANY_PENDING = f"SELECT 1 FROM {PENDING_TABLE} LIMIT 1"
+_CLEAR_PENDING = f"DELETE FROM {PENDING_TABLE}"
+_CLEAR_PENDING_ROWS = f"DELETE FROM {PENDING_TABLE} WHERE entry_rowid <> 0"
 
 _RANK = f"bm25({', '.join(str(w) for w in WEIGHTS)})"
 
@@ -79,22 +122,53 @@ def _transaction(db: Database) -> Iterator[None]:
 
 def install_search(db: Database) -> None:
     """Create the search index, its vocabulary and triggers where missing, and fill it if anything was missing."""
-    _install(db)
+    if not _install(db) and db.execute(_ANY_PENDING).fetchone():
+        # Cannot outlive the transaction that deferred, unless someone wrote the table by hand.
+        with _transaction(db):
+            index_pending(db)
+
+
+def upgrade_search(db: Database) -> None:
+    """Move an index kept by migration 002's triggers to the current triggers, without re-reading the entries."""
+    kept = {FTS_TABLE, SOURCE_VIEW, *_TRIGGERS_002}
+    if _present(db, kept) == kept:
+        # Those triggers kept the index in step, so only the triggers change; anything else missing
+        # is left to install_search, which rebuilds.
+        with _transaction(db):
+            for sql in _SCHEMA:
+                db.execute(sql)
+            _create_triggers(db)
+    install_search(db)
+
+
+def _present(db: Database, names: set[str]) -> set[str]:
+    marks = ", ".join("?" for _ in names)
+    return {row[0] for row in db.execute(f"SELECT name FROM sqlite_master WHERE name IN ({marks})", list(names))}
+
+
+def _create_triggers(db: Database) -> None:
+    for sql in (*_DROP_TRIGGERS, *_TRIGGER_SQL):
+        db.execute(sql)
 
 
 def _install(db: Database) -> bool:
-    wanted = {FTS_TABLE, SOURCE_VIEW, VOCAB_TABLE, INSTANCE_TABLE, *TRIGGERS}
-    marks = ", ".join("?" for _ in wanted)
-    present = {row[0] for row in db.execute(f"SELECT name FROM sqlite_master WHERE name IN ({marks})", list(wanted))}
-    if present == wanted:
+    wanted = {FTS_TABLE, SOURCE_VIEW, VOCAB_TABLE, INSTANCE_TABLE, PENDING_TABLE, *TRIGGERS}
+    if _present(db, wanted) == wanted:
         return False
     with _transaction(db):
         for sql in _SCHEMA:
             db.execute(sql)
+        _create_triggers(db)
         db.execute(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rank) VALUES ('rank', ?)", [_RANK])
-        # A trigger was missing, so the index may have missed writes: start it afresh.
-        db.execute(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}) VALUES ('rebuild')")
+        # Something was missing (a trigger, above all), so the index may have missed writes: start it afresh.
+        _rebuild(db)
     return True
+
+
+def _rebuild(db: Database) -> None:
+    db.execute(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}) VALUES ('rebuild')")
+    # The rebuild indexed the pending rows too; a later flush must not add them twice.
+    db.execute(_CLEAR_PENDING_ROWS)
 
 
 def rebuild_search(db: Database) -> None:
@@ -102,7 +176,28 @@ def rebuild_search(db: Database) -> None:
     if _install(db):
         return
     with _transaction(db):
-        db.execute(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}) VALUES ('rebuild')")
+        _rebuild(db)
+
+
+@contextmanager
+def deferred_indexing(db: Database) -> Iterator[None]:
+    """Within the caller's transaction, index the entries it inserts all at once at the end of the block.
+
+    Much cheaper than a row at a time (see _DEFERRING). The index misses those entries until the
+    block ends; if it raises, nothing is indexed and the caller must roll the transaction back.
+    """
+    if not db.conn.in_transaction:
+        raise ValueError("deferred_indexing needs a transaction: the sentinel must not outlive it")
+    db.execute(_DEFER)
+    yield
+    index_pending(db)
+
+
+def index_pending(db: Database) -> int:
+    """Index the entries noted while indexing was deferred and stop deferring; returns how many were indexed."""
+    cursor = db.execute(_INDEX_PENDING)
+    db.execute(_CLEAR_PENDING)
+    return max(cursor.rowcount, 0)
 
 
 # -- queries -------------------------------------------------------------------

@@ -14,10 +14,15 @@ from hypothesis import strategies as st
 from sqlite_utils import Database
 
 import pipelines.search
+from pipelines.schema import migrate
 from pipelines.search import (
     FTS_TABLE,
+    PENDING_TABLE,
+    TRIGGERS,
     build_match,
+    deferred_indexing,
     fold,
+    index_pending,
     install_search,
     make_snippet,
     match_for,
@@ -438,3 +443,225 @@ def test_html_snippet_is_escaped(db: Database) -> None:
 )
 def test_make_snippet(text: str, terms: list[str], expected: str) -> None:
     assert make_snippet(text, terms) == expected
+
+
+# -- deferred indexing (the store's batches) ---------------------------------------
+
+
+def index_contents(db: Database) -> list[tuple[Any, ...]]:
+    """Every occurrence the index holds: what two equal indexes share, whatever their segments."""
+    return db.execute("SELECT term, doc, col, offset FROM entries_fts_instance ORDER BY 1, 2, 3, 4").fetchall()
+
+
+def assert_index_is_a_rebuild(db: Database) -> None:
+    # For external content, 'integrity-check' with rank 1 also compares the index with the text it reads.
+    db.execute(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rank) VALUES ('integrity-check', 1)")
+    before = index_contents(db)
+    rebuild_search(db)
+    assert index_contents(db) == before
+
+
+def pending(db: Database) -> list[int]:
+    return [row[0] for row in db.execute(f"SELECT entry_rowid FROM {PENDING_TABLE}")]
+
+
+
+def write_deferred(db: Database, *statements: str) -> None:
+    """Run statements in one transaction that defers indexing, as the store's batches do."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        with deferred_indexing(db):
+            for sql in statements:
+                db.execute(sql)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def test_deferred_writes_leave_the_index_a_rebuild_would_make(db: Database) -> None:
+    insert(db, "to-update", title="准备改写", content_text="")  # indexed before the batch: not pending
+    write_deferred(
+        db,
+        "INSERT INTO entries (id, title, content_text) VALUES ('new', '直播电商的退货率', '主播说的和仓库发的不一样')",
+        "INSERT INTO entries (id, title, content_text) VALUES ('new-then-changed', '草稿标题', '')",
+        "UPDATE entries SET title = '私域运营的复购账', content_text = '会员日' WHERE id = 'new-then-changed'",
+        "INSERT INTO entries (id, title, content_text) VALUES ('new-then-gone', '不该留下的跨境电商草稿', '')",
+        "DELETE FROM entries WHERE id = 'new-then-gone'",
+        "UPDATE entries SET title = '改写后的供应链笔记' WHERE id = 'to-update'",
+        "DELETE FROM entries WHERE id = 'spec'",
+    )
+    assert pending(db) == []
+    assert ids(db, "直播电商") == ["new"]
+    assert ids(db, "复购账") == ["new-then-changed"] and ids(db, "草稿标题") == []
+    assert ids(db, "跨境电商") == ["cross-border"]
+    assert ids(db, "供应链") == ["to-update"] and ids(db, "准备改写") == []
+    assert ids(db, "one-page") == []
+    assert_index_is_a_rebuild(db)
+
+
+def test_entries_are_found_only_once_the_deferring_block_ends(db: Database) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    with deferred_indexing(db):
+        insert(db, "late", title="会员体系的三层漏斗", content_text="")
+        assert ids(db, "会员体系") == []
+        assert len(pending(db)) == 2  # the sentinel and the new row
+    assert ids(db, "会员体系") == ["late"]
+    db.execute("COMMIT")
+    assert pending(db) == []
+
+
+def test_a_rolled_back_deferring_transaction_leaves_nothing_pending(db: Database) -> None:
+    with pytest.raises(RuntimeError):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            with deferred_indexing(db):
+                insert(db, "lost", title="写到一半的复盘", content_text="")
+                raise RuntimeError("the batch failed")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    assert pending(db) == []
+    insert(db, "after", title="写到一半的复盘之后", content_text="")  # indexed by the plain trigger again
+    assert ids(db, "写到一半") == ["after"]
+    assert_index_is_a_rebuild(db)
+
+
+def test_deferred_indexing_needs_a_transaction(db: Database) -> None:
+    with pytest.raises(ValueError, match="transaction"), deferred_indexing(db):
+        pass  # pragma: no cover - never reached
+    assert pending(db) == []
+
+
+def test_a_pending_rowid_reused_after_a_delete_is_indexed_once(db: Database) -> None:
+    # Without AUTOINCREMENT, deleting the newest row hands its rowid to the next insert.
+    write_deferred(
+        db,
+        "INSERT INTO entries (id, title) VALUES ('first', '先到的标题')",
+        "DELETE FROM entries WHERE id = 'first'",
+        "INSERT INTO entries (id, title) VALUES ('second', '后到的标题')",
+    )
+    assert ids(db, "后到的") == ["second"] and ids(db, "先到的") == []
+    assert_index_is_a_rebuild(db)
+
+
+@pytest.mark.parametrize("rowid", [0, -7])
+def test_explicit_rowids_next_to_the_sentinel_stay_in_step(db: Database, rowid: int) -> None:
+    write_deferred(
+        db,
+        f"INSERT INTO entries (rowid, id, title) VALUES ({rowid}, 'odd', '手写行号的旧文')",
+        "UPDATE entries SET title = '手写行号的新文' WHERE id = 'odd'",
+    )
+    assert ids(db, "新文") == ["odd"] and ids(db, "旧文") == []
+    write_deferred(db, "DELETE FROM entries WHERE id = 'odd'")
+    assert ids(db, "手写行号") == []
+    assert_index_is_a_rebuild(db)
+
+
+def test_the_flush_looks_pending_rows_up_by_rowid(db: Database) -> None:
+    statements: list[str] = []
+    db.execute("BEGIN IMMEDIATE")
+    db.execute(f"INSERT INTO {PENDING_TABLE} (entry_rowid) VALUES (0)")
+    insert(db, "x", title="随便一篇")
+    db.conn.set_trace_callback(statements.append)
+    assert index_pending(db) == 1
+    db.conn.set_trace_callback(None)
+    db.execute("COMMIT")
+    (flush,) = [sql for sql in statements if sql.startswith(f"INSERT INTO {FTS_TABLE}")]
+    plan = " | ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + flush))
+    assert "SEARCH entries USING INTEGER PRIMARY KEY (rowid=?)" in plan
+    assert "SCAN entries" not in plan.replace(f"SCAN {PENDING_TABLE}", "")
+
+
+def test_writes_on_another_connection_keep_the_index_in_step(tmp_path: Path, db: Database) -> None:
+    # datasette, sqlite-utils, users' scripts: plain statements, no deferral.
+    conn = sqlite3.connect(tmp_path / "feeds.db", isolation_level=None)
+    conn.execute("INSERT INTO entries (id, title, content_text) VALUES ('outside', '外部脚本写入的品牌词', '')")
+    conn.execute("UPDATE entries SET title = '外部脚本改过的标题' WHERE id = 'checkout'")
+    conn.execute("DELETE FROM entries WHERE id = 'title-ends'")
+    conn.close()
+    assert ids(db, "品牌词") == ["outside"]
+    assert ids(db, "外部脚本改过") == ["checkout"] and ids(db, "friction") == []
+    assert ids(db, "冷链") == []
+    assert pending(db) == []
+    assert_index_is_a_rebuild(db)
+
+
+def test_install_search_indexes_what_was_left_pending(db: Database) -> None:
+    # Only a hand-written sentinel outside a transaction can leave the table non-empty.
+    db.execute(f"INSERT INTO {PENDING_TABLE} (entry_rowid) VALUES (0)")
+    insert(db, "stranded", title="搁浅的社群运营笔记", content_text="")
+    assert ids(db, "社群运营") == []
+    install_search(db)
+    assert ids(db, "社群运营") == ["stranded"]
+    assert pending(db) == []
+    assert_index_is_a_rebuild(db)
+
+
+def test_rebuild_search_clears_what_was_pending(db: Database) -> None:
+    db.execute(f"INSERT INTO {PENDING_TABLE} (entry_rowid) VALUES (0)")
+    insert(db, "stranded", title="搁浅的社群运营笔记", content_text="")
+    db.execute(f"DELETE FROM {PENDING_TABLE} WHERE entry_rowid = 0")
+    rebuild_search(db)
+    assert pending(db) == []  # a later flush would otherwise index it twice
+    assert ids(db, "社群运营") == ["stranded"]
+    assert_index_is_a_rebuild(db)
+
+
+# The triggers as migration 002 created them, before deferred indexing: a database made then.
+OLD_TRIGGERS = (
+    """CREATE TRIGGER entries_fts_insert AFTER INSERT ON entries BEGIN
+        INSERT INTO entries_fts (rowid, title, content_text, author, categories) VALUES (new.rowid,
+        new.title || '  ', new.content_text || '  ', new.author || '  ', new.categories || '  ');
+    END""",
+    """CREATE TRIGGER entries_fts_delete AFTER DELETE ON entries BEGIN
+        INSERT INTO entries_fts (entries_fts, rowid, title, content_text, author, categories) VALUES ('delete',
+        old.rowid, old.title || '  ', old.content_text || '  ', old.author || '  ', old.categories || '  ');
+    END""",
+    """CREATE TRIGGER entries_fts_update AFTER UPDATE OF title, content_text, author, categories ON entries
+        WHEN old.title IS NOT new.title OR old.content_text IS NOT new.content_text
+          OR old.author IS NOT new.author OR old.categories IS NOT new.categories BEGIN
+        INSERT INTO entries_fts (entries_fts, rowid, title, content_text, author, categories) VALUES ('delete',
+        old.rowid, old.title || '  ', old.content_text || '  ', old.author || '  ', old.categories || '  ');
+        INSERT INTO entries_fts (rowid, title, content_text, author, categories) VALUES (new.rowid,
+        new.title || '  ', new.content_text || '  ', new.author || '  ', new.categories || '  ');
+    END""",
+)
+
+
+def make_old_database(path: Path) -> None:
+    database = open_db(path)
+    for name in TRIGGERS:
+        database.execute(f"DROP TRIGGER {name}")
+    database.execute(f"DROP TABLE {PENDING_TABLE}")
+    for sql in OLD_TRIGGERS:
+        database.execute(sql)
+    database.execute("DELETE FROM _migrations WHERE name = '004_deferred_search'")
+    for key, fields in ENTRIES.items():
+        insert(database, key, **fields)
+    database.execute("UPDATE entries SET title = '被旧触发器改过的规格' WHERE id = 'spec'")
+    database.execute("DELETE FROM entries WHERE id = 'syntax'")
+    database.conn.close()
+
+
+def test_the_migration_moves_old_triggers_without_a_rebuild(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    make_old_database(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    database = Database(conn)
+    assert migrate(database) == ["004_deferred_search"]
+    conn.set_trace_callback(None)
+    assert not [sql for sql in statements if "rebuild" in sql]
+    names = {row[0] for row in database.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    assert set(TRIGGERS) <= names
+    assert "WHEN" in database.execute("SELECT sql FROM sqlite_master WHERE name = 'entries_fts_insert'").fetchone()[0]
+    assert ids(database, "跨境电商") == ["cross-border"]
+    assert ids(database, "旧触发器") == ["spec"] and ids(database, "C++") == []
+    write_deferred(database, "INSERT INTO entries (id, title) VALUES ('after', '升级之后的跨境电商')")
+    assert set(ids(database, "跨境电商")) == {"cross-border", "after"}
+    assert pending(database) == []
+    assert_index_is_a_rebuild(database)
+    assert migrate(database) == []
+    conn.close()

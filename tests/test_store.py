@@ -236,3 +236,60 @@ def test_a_failing_batch_write_is_reported_not_lost_silently(tmp_path, monkeypat
         for n in range(5):
             pipeline.process_item(item(make_entry(url=f"https://e.com/{n}"), 1))
         pipeline.close_spider()
+
+
+# -- the search index under batches (new entries are indexed together before the commit) --
+
+
+def search_ids(store, query):
+    from pipelines.search import search_entries
+
+    return {row["id"] for row in search_entries(store.db, query)}
+
+
+def index_contents(store):
+    return store.db.execute("SELECT term, doc, col, offset FROM entries_fts_instance ORDER BY 1, 2, 3, 4").fetchall()
+
+
+def test_a_batch_leaves_the_index_a_rebuild_would_make(store):
+    from pipelines.search import rebuild_search
+
+    counts = CrawlCounts()
+    crawl = store.start_crawl(2)
+    store.write_batch([item(make_entry(url="https://e.com/old", title="上一批的旧标题"), 1)], counts, crawl)
+    changed_later = make_entry(url="https://e.com/twice", title="同一批里改过的新标题", body="<p>第二版</p>")
+    store.write_batch(
+        [
+            item(make_entry(url="https://e.com/new", title="新来的直播电商复盘"), 1),
+            item(make_entry(url="https://e.com/twice", title="同一批里的初稿", body="<p>第一版</p>"), 1),
+            item(changed_later, 1, "2024-05-02T00:00:00Z"),
+            item(make_entry(url="https://e.com/old", title="上一批改过的标题", body="<p>改过</p>"), 1),
+            item(make_entry(url="https://e.com/two", title="两个源的同一篇"), 1),
+            replace(item(make_entry(url="https://e.com/two", title="两个源的同一篇：全文版", content_text="长" * 50), 2),
+                    content_source="page"),
+        ],
+        counts,
+        crawl,
+    )
+    assert counts.entries_new == 4 and counts.entries_updated == 2
+    assert count(store, "entries_fts_pending") == 0
+    assert search_ids(store, "直播电商") == {make_entry(url="https://e.com/new").id}
+    assert search_ids(store, "改过的新标题") == {changed_later.id} and search_ids(store, "初稿") == set()
+    assert search_ids(store, "上一批改过") == {make_entry(url="https://e.com/old").id} and search_ids(store, "旧标题") == set()
+    assert search_ids(store, "全文版") == {make_entry(url="https://e.com/two").id}
+    store.db.execute("INSERT INTO entries_fts (entries_fts, rank) VALUES ('integrity-check', 1)")
+    before = index_contents(store)
+    rebuild_search(store.db)
+    assert index_contents(store) == before
+
+
+def test_nothing_is_left_pending_after_a_batch_or_a_failed_one(store):
+    good = item(make_entry(title="会回滚的一批"), 1)
+    with pytest.raises(AssertionError):
+        store.write_batch([good, EntryItem(raw=RawEntry(), context=good.context, entry=None)], CrawlCounts())
+    assert count(store, "entries_fts_pending") == 0 and search_ids(store, "会回滚") == set()
+    store.write_batch([good], CrawlCounts())
+    assert count(store, "entries_fts_pending") == 0 and search_ids(store, "会回滚") == {good.entry.id}
+    # Outside a batch the plain triggers index at once again.
+    store.db.execute("INSERT INTO entries (id, title) VALUES ('by-hand', '手工补录的一篇')")
+    assert search_ids(store, "手工补录") == {"by-hand"}
