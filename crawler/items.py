@@ -124,3 +124,15 @@ class EntryItem:
     page_method: str | None = None  # "recipe:<name>" or "fallback:readability"
     feed_hash: str | None = None  # fingerprint of what the feed itself said; a change refetches the page
     normalized: bool = False  # a worker process already ran the metadata, html and dedupe stages on it
+
+
+@dataclass(frozen=True)
+class EntryBatch:
+    """A feed's normalized entries as one Scrapy item, when only feedloom's own pipelines run.
+
+    Scrapy's machinery costs about as much per item as parsing one; the stage pipelines have nothing
+    left to do for normalized entries, so the store takes them all at once. Custom pipelines and feed
+    exports (`-o`) get one EntryItem per entry instead (see `crawler.spiders.feeds`).
+    """
+
+    items: tuple[EntryItem, ...]

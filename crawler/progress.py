@@ -9,7 +9,7 @@ from typing import Any, TextIO
 from scrapy import signals
 from scrapy.crawler import Crawler
 
-from crawler.items import EntryItem, FeedFetch
+from crawler.items import EntryBatch, EntryItem, FeedFetch
 
 
 class Progress:
@@ -44,6 +44,8 @@ class Progress:
             self.failed += item.status == "error"
         elif isinstance(item, EntryItem):
             self.entries += 1
+        elif isinstance(item, EntryBatch):
+            self.entries += len(item.items)
         self._draw()
 
     def item_error(self, item: Any, response: Any, spider: Any, failure: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from crawler.items import Entry, EntryItem, FeedFetch
+from crawler.items import Entry, EntryBatch, EntryItem, FeedFetch
 from crawler.timeutil import from_iso, iso_after, to_iso, utc_now
 from pipelines.dedupe import columnist_id, columnist_site, is_person
 from pipelines.schedule import ScheduleSettings, failure_interval, success_interval
@@ -596,8 +596,12 @@ class StorePipeline:
     def process_item(self, item: Any, spider: Any = None) -> Any:
         if isinstance(item, (EntryItem, FeedFetch)):
             self.pending.append(item)
-            if len(self.pending) >= self.batch_size:
-                self._flush()
+        elif isinstance(item, EntryBatch):
+            self.pending.extend(item.items)
+        else:
+            return item
+        if len(self.pending) >= self.batch_size:
+            self._flush()
         return item
 
     def close_spider(self, spider: Any = None) -> None:

@@ -220,6 +220,24 @@ def test_the_pipeline_writes_its_batches_on_its_own_thread_in_order(tmp_path, mo
     check.close()
 
 
+def test_a_feeds_entries_arrive_as_one_batch_item_and_are_all_stored(tmp_path):
+    from crawler.items import EntryBatch
+    from pipelines.store import StorePipeline
+
+    db = tmp_path / "p.db"
+    Store.open(db).add_feed("https://feed1.com/")
+    pipeline = StorePipeline(str(db), batch_size=4)
+    pipeline.open_spider()
+    batch = EntryBatch(tuple(item(make_entry(url=f"https://e.com/{n}"), 1) for n in range(7)))
+    assert pipeline.process_item(batch) is batch
+    pipeline.process_item(FeedFetch(feed_id=1, url="https://feed1.com/", status="ok", fetched_at=NOW, entries_seen=7))
+    pipeline.close_spider()
+    check = Store.open(db)
+    assert check.db.execute("SELECT count(*) FROM entries").fetchone()[0] == 7
+    assert check.db.execute("SELECT entries_new, status FROM crawls").fetchone() == (7, "finished")
+    check.close()
+
+
 def test_a_failing_batch_write_is_reported_not_lost_silently(tmp_path, monkeypatch):
     from pipelines.store import StorePipeline
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -13,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from scrapy.utils.project import get_project_settings
+
 from crawler.items import FeedFetch
+from crawler.spiders.feeds import batches_allowed
 from crawler.outcome import Response, decide_feed_response
 from crawler.pages import feed_side_hash
 from crawler.recipes import Recipe
@@ -32,6 +36,7 @@ from pipelines.stages import (
     MetadataPipeline,
     normalize_entry,
 )
+from pipelines.store import StorePipeline
 from tests.conftest import DEMO_SITE, run_feedloom
 
 NOW = "2026-11-20T08:00:00Z"
@@ -233,6 +238,83 @@ def test_the_pool_starts_only_once_there_is_parsing_to_do():
             pool.close()
 
     asyncio.run(scenario())
+
+
+def test_with_a_backlog_the_crawl_process_parses_the_feed_itself(monkeypatch):
+    async def scenario():
+        pool = ParsePool(1, start_after=1)
+        monkeypatch.setattr(ParsePool, "ready", property(lambda self: True))
+        monkeypatch.setattr(ParsePool, "start", lambda self: None)  # no processes: _submit stands in for them
+        release = asyncio.Event()
+        submitted = []
+
+        async def slow_worker(self, job):
+            submitted.append(job)
+            await release.wait()
+            return work_feed(job)
+
+        monkeypatch.setattr(ParsePool, "_submit", slow_worker)
+        queued = [asyncio.ensure_future(pool.run(job())) for _ in range(2)]
+        await asyncio.sleep(0)
+        inline = await pool.run(job())  # one job in the worker and one waiting: this one is not queued
+        assert len(submitted) == 2 and inline == work_feed(job())
+        release.set()
+        assert await asyncio.gather(*queued) == [inline, inline]
+        assert pool._in_flight == 0
+
+    asyncio.run(scenario())
+
+
+class RecordingPipeline:
+    """A user's own pipeline: writes the type of every item it receives to $RECORD_ITEMS."""
+
+    def process_item(self, item, spider=None):
+        with open(os.environ["RECORD_ITEMS"], "a", encoding="utf-8") as out:
+            out.write(type(item).__name__ + "\n")
+        return item
+
+
+OWN = {
+    "pipelines.stages.MetadataPipeline": 100,
+    "pipelines.stages.HtmlPipeline": 200,
+    "pipelines.stages.DedupePipeline": 300,
+    "pipelines.store.StorePipeline": 400,
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({}, True),
+        ({"ITEM_PIPELINES": {**OWN, "tests.test_workers.RecordingPipeline": 350}}, False),
+        ({"ITEM_PIPELINES": {**OWN, "tests.test_workers.RecordingPipeline": None}}, True),
+        ({"ITEM_PIPELINES": {**OWN, "pipelines.stages.HtmlPipeline": None}}, False),
+        ({"ITEM_PIPELINES": {**{k: v for k, v in OWN.items() if "Store" not in k}, StorePipeline: 400}}, True),
+        ({"FEEDS": {"out.jsonl": {"format": "jsonlines"}}}, False),
+    ],
+)
+def test_entries_travel_in_batches_only_through_our_own_pipelines(changes, expected):
+    settings = get_project_settings().copy()
+    for name, value in changes.items():
+        settings.set(name, value, priority="cmdline")
+    assert batches_allowed(settings) is expected
+
+
+def test_a_users_pipeline_gets_one_item_per_entry(tmp_path):
+    record = tmp_path / "items.txt"
+    pipelines = json.dumps({**OWN, "tests.test_workers.RecordingPipeline": 450})
+    db = tmp_path / "f.db"
+    with FixtureServer(DEMO_SITE) as server:
+        assert run_feedloom("import", str(DEMO_SITE / "feeds.toml"), "--db", str(db)).returncode == 0
+        result = run_feedloom(
+            "crawl", "--db", str(db), "--allow-private", "--proxy", server.url, "-s", f"ITEM_PIPELINES={pipelines}",
+            env={"RECORD_ITEMS": str(record)},
+        )
+    assert result.returncode == 0, result.stderr
+    seen = record.read_text("utf-8").split()
+    assert set(seen) == {"EntryItem", "FeedFetch"}
+    assert seen.count("EntryItem") == 16  # 15 entries, one of them through two feeds
+    assert len(_entries(db)) == 15
 
 
 def _entries(db):

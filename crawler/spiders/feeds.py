@@ -13,7 +13,7 @@ from scrapy.http import Response as ScrapyResponse
 from twisted.python.failure import Failure
 
 from crawler.addresses import explain_refused_host
-from crawler.items import EntryItem, FeedFetch
+from crawler.items import EntryBatch, EntryItem, FeedFetch
 from crawler.outcome import Response, error_outcome
 from crawler.pages import complete_from_page, page_failed, page_problem
 from crawler.recipes import Recipe, load_recipes, recipe_for
@@ -47,6 +47,7 @@ class FeedsSpider(scrapy.Spider):
         self.max_pages_per_feed = 200
         self.html_rules: HtmlRules = DEFAULT_RULES
         self.pool = ParsePool(0)
+        self.batch_items = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> FeedsSpider:
@@ -71,6 +72,7 @@ class FeedsSpider(scrapy.Spider):
         rules_path = settings.get("FEEDLOOM_HTML_RULES")
         spider.html_rules = load_html_rules(rules_path) if rules_path else DEFAULT_RULES
         spider.pool = ParsePool(auto_workers(settings.get("FEEDLOOM_WORKERS"), len(spider.feed_rows)))
+        spider.batch_items = batches_allowed(settings)
         return spider
 
     def closed(self, reason: str) -> None:
@@ -120,9 +122,15 @@ class FeedsSpider(scrapy.Spider):
         except WorkerCrashed as exc:
             yield error_outcome(feed, str(exc), fetched_at=job.fetched_at, duration_ms=job.duration_ms)
             return
+        batch: list[EntryItem] = []
         for entry in routed:
             for out in self._route_entry(feed, entry.item, entry.page_reason):
-                yield out
+                if self.batch_items and isinstance(out, EntryItem) and out.normalized:
+                    batch.append(out)
+                else:
+                    yield out
+        if batch:
+            yield EntryBatch(tuple(batch))
         if self.pages_pending.get(feed["id"]):
             self.held_fetches[feed["id"]] = fetch
         else:
@@ -217,6 +225,24 @@ class FeedsSpider(scrapy.Spider):
             # Twisted hides why our resolver refused the answer: ask once more, to say so.
             reason = explain_refused_host(failure.request.url) or reason  # type: ignore[attr-defined]
         return reason
+
+
+# The pipelines `feedloom` runs (crawler/settings.py). With exactly these and no feed export, a feed's
+# normalized entries travel as one EntryBatch item; any other pipeline or an `-o` export gets one
+# EntryItem per entry, as it always has.
+OWN_PIPELINES = frozenset(
+    {"pipelines.stages.MetadataPipeline", "pipelines.stages.HtmlPipeline", "pipelines.stages.DedupePipeline",
+     "pipelines.store.StorePipeline"}
+)
+
+
+def batches_allowed(settings: Any) -> bool:
+    enabled = {
+        path if isinstance(path, str) else f"{path.__module__}.{path.__qualname__}"
+        for path, order in settings.getwithbase("ITEM_PIPELINES").items()
+        if order is not None
+    }
+    return enabled == OWN_PIPELINES and not settings.getdict("FEEDS")
 
 
 def _headers(response: ScrapyResponse) -> dict[str, str]:
