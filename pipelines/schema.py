@@ -194,11 +194,20 @@ def _m004_deferred_search(db: Database) -> None:
     upgrade_search(db)
 
 
+def _m005_columnist_posts_index(db: Database) -> None:
+    # Each batch recounts the posts, first and latest post of the columnists it touched. With an index on
+    # columnist_id alone, min/max(published_at) read every one of a columnist's rows from the table: 17 ms
+    # per columnist at 170,000 entries, 95% of the store's time. This index answers all three by itself.
+    db["entries"].create_index(["columnist_id", "published_at"], if_not_exists=True)
+    db.execute("DROP INDEX IF EXISTS idx_entries_columnist_id")  # its prefix: redundant now
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("001_core", _m001_core),
     ("002_search", _m002_search),
     ("003_columnists", _m003_columnists),
     ("004_deferred_search", _m004_deferred_search),
+    ("005_columnist_posts_index", _m005_columnist_posts_index),
 )
 
 

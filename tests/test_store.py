@@ -311,3 +311,37 @@ def test_nothing_is_left_pending_after_a_batch_or_a_failed_one(store):
     # Outside a batch the plain triggers index at once again.
     store.db.execute("INSERT INTO entries (id, title) VALUES ('by-hand', '手工补录的一篇')")
     assert search_ids(store, "手工补录") == {"by-hand"}
+
+
+# -- columnist counts at scale --------------------------------------------------
+
+
+COLUMNIST_QUERIES = (
+    "SELECT count(*) FROM entries WHERE columnist_id = 'c'",
+    "SELECT min(published_at) FROM entries WHERE columnist_id = 'c'",
+    "SELECT max(published_at) FROM entries WHERE columnist_id = 'c'",
+)
+
+
+@pytest.mark.parametrize("query", COLUMNIST_QUERIES)
+def test_a_batch_recounts_its_columnists_from_the_index_alone(store, query):
+    plan = " ".join(row[3] for row in store.db.execute(f"EXPLAIN QUERY PLAN {query}").fetchall())
+    assert "COVERING INDEX idx_entries_columnist_id_published_at" in plan
+
+
+def test_the_migration_replaces_the_columnist_index_of_an_older_database(tmp_path):
+    from pipelines.schema import migrate
+
+    path = tmp_path / "old.db"
+    Store.open(path).close()
+    with sqlite3.connect(path) as conn:  # as migration 003 left it
+        conn.execute("DROP INDEX idx_entries_columnist_id_published_at")
+        conn.execute("CREATE INDEX idx_entries_columnist_id ON entries (columnist_id)")
+        conn.execute("DELETE FROM _migrations WHERE name = '005_columnist_posts_index'")
+    store = Store.open(path)
+    try:
+        assert migrate(store.db) == []  # opening the store applied it already
+        names = {row[0] for row in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "idx_entries_columnist_id_published_at" in names and "idx_entries_columnist_id" not in names
+    finally:
+        store.close()
