@@ -1,0 +1,119 @@
+"""Where a first crawl's CPU goes, by process and thread: `python -m bench.threads [--feeds N] [-s NAME=VALUE]`.
+
+Serves the benchmark corpus (bench/out/corpus-N-0, generated when missing) from 127.0.0.1, runs one
+`feedloom crawl --all` into a fresh database, and samples /proc every 0.5 s: the CPU time of each
+thread of the crawl process (its main thread runs the reactor; the store writes on another) and of
+each child process (the worker processes, multiprocessing's resource tracker), and the peak memory
+(VmHWM) of each process. A thread's CPU is its last sample, so the final half second may be missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.generate import ensure_corpus
+from bench.run import PROJECT, feedloom_cmd, fresh_db, run_checked
+from bench.server import CorpusServer
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of a process, by thread id."""
+    spent: dict[int, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return spent
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        spent[int(tid)] = (int(fields[11]) + int(fields[12])) / TICKS
+    return spent
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def peak_mb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
+
+
+def label(crawl_pid: int, pid: int, tid: int) -> str:
+    if pid == crawl_pid:
+        return "crawl process, main thread (reactor)" if tid == pid else f"crawl process, thread {tid}"
+    return f"child process {pid}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.threads", description=__doc__.splitlines()[0])
+    parser.add_argument("--feeds", type=int, default=500)
+    parser.add_argument("-s", "--setting", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "out")
+    args = parser.parse_args(argv)
+    corpus = ensure_corpus(args.out.resolve() / f"corpus-{args.feeds}-0", args.feeds, 0)
+    work = args.out.resolve() / f"threads-{args.feeds}"
+    work.mkdir(parents=True, exist_ok=True)
+    cpu: dict[tuple[int, int], float] = {}
+    memory: dict[int, int] = {}
+    with CorpusServer.for_corpus(corpus.root, list(corpus.feed_paths)) as server:
+        db = work / "feedloom.db"
+        fresh_db(db)
+        feed_list = work / "feeds.toml"
+        feed_list.write_text("".join(f'[[feeds]]\nurl = "{u}"\n\n' for u in corpus.feed_urls(server.url)), "utf-8")
+        run_checked([*feedloom_cmd(), "import", str(feed_list), "--db", str(db)], work / "log.txt")
+        command = [*feedloom_cmd(), "crawl", "--all", "--allow-private", "--quiet", "--db", str(db)]
+        for setting in args.setting:
+            command += ["-s", setting]
+        started = time.monotonic()
+        crawl = subprocess.Popen(command)
+        while crawl.poll() is None:
+            for pid in (crawl.pid, *children(crawl.pid)):
+                for tid, seconds in thread_cpu(pid).items():
+                    cpu[(pid, tid)] = seconds
+                memory[pid] = max(memory.get(pid, 0), peak_mb(pid))
+            time.sleep(0.5)
+        wall = time.monotonic() - started
+    print(f"{corpus.items:,} entries in {wall:.1f} s wall: {corpus.items / wall:.0f} entries/s (exit {crawl.returncode})")
+    by_label: dict[str, float] = {}
+    for (pid, tid), seconds in cpu.items():
+        name = label(crawl.pid, pid, tid)
+        by_label[name] = by_label.get(name, 0.0) + seconds
+    print("| where | CPU s | ms per entry |\n|---|---:|---:|")
+    for name, seconds in sorted(by_label.items(), key=lambda kv: -kv[1]):
+        if seconds >= 0.1:
+            print(f"| {name} | {seconds:.1f} | {1000 * seconds / corpus.items:.2f} |")
+    total = sum(by_label.values())
+    print(f"| all | {total:.1f} | {1000 * total / corpus.items:.2f} |")
+    print("\n| process | peak RSS MB (VmHWM) |\n|---|---:|")
+    for pid, mb in memory.items():
+        print(f"| {'crawl process' if pid == crawl.pid else f'child process {pid}'} | {mb} |")
+    return crawl.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
