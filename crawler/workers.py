@@ -41,6 +41,9 @@ AUTO_MIN_MEMORY = 1024**3
 # 400 and none about 430 (docs/benchmarks.md).
 BACKLOG = 2
 STEAL_EVERY = 4
+# Larger feeds always go to a worker, where a parser that runs out of memory or crashes on them takes
+# only the worker down: the crawl process parses only feeds of ordinary size.
+STEAL_MAX_BYTES = 1024 * 1024
 
 
 class WorkerCrashed(RuntimeError):
@@ -165,8 +168,12 @@ class ParsePool:
         self._parsed += 1
         if self._executor is None and self._parsed >= self.start_after:
             self.start()
-        backlog = self._in_flight >= self.workers * BACKLOG
-        if not self.ready or (backlog and self._parsed % STEAL_EVERY == 0):
+        steal = (
+            self._in_flight >= self.workers * BACKLOG
+            and self._parsed % STEAL_EVERY == 0
+            and len(job.response.body) <= STEAL_MAX_BYTES
+        )
+        if not self.ready or steal:
             return work_feed(job)
         self._in_flight += 1
         try:

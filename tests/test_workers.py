@@ -268,6 +268,32 @@ def test_with_a_backlog_the_crawl_process_parses_every_fourth_feed_itself(monkey
     asyncio.run(scenario())
 
 
+def test_a_large_feed_always_goes_to_a_worker(monkeypatch):
+    async def scenario():
+        pool = ParsePool(1, start_after=1)
+        monkeypatch.setattr(ParsePool, "ready", property(lambda self: True))
+        monkeypatch.setattr(ParsePool, "start", lambda self: None)
+        monkeypatch.setattr("crawler.workers.STEAL_MAX_BYTES", len(RSS) - 1)
+        release = asyncio.Event()
+        submitted = []
+
+        async def slow_worker(self, job):
+            submitted.append(job)
+            await release.wait()
+            return work_feed(job)
+
+        monkeypatch.setattr(ParsePool, "_submit", slow_worker)
+        runs = []
+        for _ in range(4):
+            runs.append(asyncio.ensure_future(pool.run(job())))
+            await asyncio.sleep(0)
+        assert len(submitted) == 4 and not any(run.done() for run in runs)  # the 4th was not taken
+        release.set()
+        await asyncio.gather(*runs)
+
+    asyncio.run(scenario())
+
+
 class RecordingPipeline:
     """A user's own pipeline: writes the type of every item it receives to $RECORD_ITEMS."""
 
@@ -294,6 +320,11 @@ OWN = {
         ({"ITEM_PIPELINES": {**OWN, "pipelines.stages.HtmlPipeline": None}}, False),
         ({"ITEM_PIPELINES": {**{k: v for k, v in OWN.items() if "Store" not in k}, StorePipeline: 400}}, True),
         ({"FEEDS": {"out.jsonl": {"format": "jsonlines"}}}, False),
+        ({"FEED_URI": "out.jsonl"}, False),
+        ({"CLOSESPIDER_ITEMCOUNT": 100}, False),
+        ({"SPIDER_MIDDLEWARES": {"tests.test_workers.RecordingPipeline": 50}}, False),
+        ({"EXTENSIONS": {"crawler.progress.Progress": 500, "tests.test_workers.RecordingPipeline": 600}}, False),
+        ({"EXTENSIONS": {"crawler.progress.Progress": None}}, True),
     ],
 )
 def test_entries_travel_in_batches_only_through_our_own_pipelines(changes, expected):

@@ -229,22 +229,34 @@ class FeedsSpider(scrapy.Spider):
         return reason
 
 
-# The pipelines `feedloom` runs (crawler/settings.py). With exactly these and no feed export, a feed's
-# normalized entries travel as one EntryBatch item; any other pipeline or an `-o` export gets one
-# EntryItem per entry, as it always has.
+# What `feedloom` runs (crawler/settings.py). With exactly these pipelines and extensions, no spider
+# middleware of the user's and no feed export, a feed's normalized entries travel as one EntryBatch
+# item. Anything else that sees items (a pipeline, a spider middleware, an extension listening to
+# item_scraped, an `-o` export, an item count to close at) gets one EntryItem per entry, as always.
 OWN_PIPELINES = frozenset(
     {"pipelines.stages.MetadataPipeline", "pipelines.stages.HtmlPipeline", "pipelines.stages.DedupePipeline",
      "pipelines.store.StorePipeline"}
 )
+OWN_EXTENSIONS = frozenset({"crawler.progress.Progress"})
+
+
+def _enabled(components: Any) -> set[str]:
+    return {
+        path if isinstance(path, str) else f"{path.__module__}.{path.__qualname__}"
+        for path, order in components.items()
+        if order is not None
+    }
 
 
 def batches_allowed(settings: Any) -> bool:
-    enabled = {
-        path if isinstance(path, str) else f"{path.__module__}.{path.__qualname__}"
-        for path, order in settings.getwithbase("ITEM_PIPELINES").items()
-        if order is not None
-    }
-    return enabled == OWN_PIPELINES and not settings.getdict("FEEDS")
+    return (
+        _enabled(settings.getwithbase("ITEM_PIPELINES")) == OWN_PIPELINES
+        and _enabled(settings.getdict("EXTENSIONS")) <= OWN_EXTENSIONS
+        and not _enabled(settings.getdict("SPIDER_MIDDLEWARES"))
+        and not settings.getdict("FEEDS")
+        and not settings.get("FEED_URI")
+        and not settings.getint("CLOSESPIDER_ITEMCOUNT")
+    )
 
 
 def _headers(response: ScrapyResponse) -> dict[str, str]:
