@@ -110,3 +110,14 @@ def test_status_command_counts_health(crawled):
     db = crawled[0]
     out = run_feedloom("status", "--db", str(db)).stdout
     assert "3 healthy, 4 failing, 1 deactivated" in out
+
+
+def test_components_turned_off_are_not_even_imported():
+    """Cookies are off and RemoteControl unconfigured: their modules (tldextract, aiohttp) cost every crawl."""
+    from scrapy.utils.project import get_project_settings
+
+    settings = get_project_settings()
+    assert not settings.getbool("COOKIES_ENABLED")
+    assert not any(str(path).endswith(".CookiesMiddleware") for path in settings.getwithbase("DOWNLOADER_MIDDLEWARES"))
+    assert not any(str(path).endswith(".RemoteControl") for path in settings.getwithbase("EXTENSIONS"))
+    assert any(str(path).endswith(".RedirectMiddleware") for path in settings.getwithbase("DOWNLOADER_MIDDLEWARES"))
