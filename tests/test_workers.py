@@ -240,8 +240,10 @@ def test_the_pool_starts_only_once_there_is_parsing_to_do():
     asyncio.run(scenario())
 
 
-def test_with_a_backlog_the_crawl_process_parses_every_fourth_feed_itself(monkeypatch):
-    async def scenario():
+def _backlogged_pool(monkeypatch, feeds: int):
+    """A one-worker pool whose worker holds every job until released: (runs, jobs submitted, release)."""
+
+    async def start():
         pool = ParsePool(1, start_after=1)
         monkeypatch.setattr(ParsePool, "ready", property(lambda self: True))
         monkeypatch.setattr(ParsePool, "start", lambda self: None)  # no processes: _submit stands in for them
@@ -255,9 +257,17 @@ def test_with_a_backlog_the_crawl_process_parses_every_fourth_feed_itself(monkey
 
         monkeypatch.setattr(ParsePool, "_submit", slow_worker)
         runs = []
-        for _ in range(8):
+        for _ in range(feeds):
             runs.append(asyncio.ensure_future(pool.run(job())))
             await asyncio.sleep(0)
+        return pool, runs, submitted, release
+
+    return start()
+
+
+def test_with_a_backlog_the_crawl_process_parses_every_fourth_feed_itself(monkeypatch):
+    async def scenario():
+        pool, runs, submitted, release = await _backlogged_pool(monkeypatch, 8)
         # Feeds 1-3 go to the worker; with two in hand, the 4th and the 8th are parsed here.
         assert len(submitted) == 6 and sum(run.done() for run in runs) == 2
         assert runs[3].done() and runs[7].done()
@@ -269,24 +279,10 @@ def test_with_a_backlog_the_crawl_process_parses_every_fourth_feed_itself(monkey
 
 
 def test_a_large_feed_always_goes_to_a_worker(monkeypatch):
+    monkeypatch.setattr("crawler.workers.STEAL_MAX_BYTES", len(RSS) - 1)
+
     async def scenario():
-        pool = ParsePool(1, start_after=1)
-        monkeypatch.setattr(ParsePool, "ready", property(lambda self: True))
-        monkeypatch.setattr(ParsePool, "start", lambda self: None)
-        monkeypatch.setattr("crawler.workers.STEAL_MAX_BYTES", len(RSS) - 1)
-        release = asyncio.Event()
-        submitted = []
-
-        async def slow_worker(self, job):
-            submitted.append(job)
-            await release.wait()
-            return work_feed(job)
-
-        monkeypatch.setattr(ParsePool, "_submit", slow_worker)
-        runs = []
-        for _ in range(4):
-            runs.append(asyncio.ensure_future(pool.run(job())))
-            await asyncio.sleep(0)
+        _, runs, submitted, release = await _backlogged_pool(monkeypatch, 4)
         assert len(submitted) == 4 and not any(run.done() for run in runs)  # the 4th was not taken
         release.set()
         await asyncio.gather(*runs)
