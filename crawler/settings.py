@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from scrapy.settings.default_settings import DOWNLOADER_MIDDLEWARES_BASE as _SCRAPY_DOWNLOADER_MIDDLEWARES
+from scrapy.settings.default_settings import (
+    DOWNLOADER_MIDDLEWARES_BASE as _SCRAPY_DOWNLOADER_MIDDLEWARES,
+)
 from scrapy.settings.default_settings import EXTENSIONS_BASE as _SCRAPY_EXTENSIONS
 
 BOT_NAME = "feedloom"

@@ -13,14 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 from scrapy.utils.project import get_project_settings
 
 from crawler.items import FeedFetch
-from crawler.spiders.feeds import batches_allowed
 from crawler.outcome import Response, decide_feed_response
 from crawler.pages import feed_side_hash
 from crawler.recipes import Recipe
+from crawler.spiders.feeds import batches_allowed
 from crawler.testserver import FixtureServer
 from crawler.workers import (
     AUTO_MIN_FEEDS,
