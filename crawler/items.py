@@ -128,11 +128,12 @@ class EntryItem:
 
 @dataclass(frozen=True)
 class EntryBatch:
-    """A feed's normalized entries as one Scrapy item, when only feedloom's own pipelines run.
+    """A feed's normalized entries as one Scrapy item, when nothing but feedloom looks at items.
 
     Scrapy's machinery costs about as much per item as parsing one; the stage pipelines have nothing
-    left to do for normalized entries, so the store takes them all at once. Custom pipelines and feed
-    exports (`-o`) get one EntryItem per entry instead (see `crawler.spiders.feeds`).
+    left to do for normalized entries, so the store takes them all at once. A user's pipeline, spider
+    middleware or extension, or a feed export, gets one EntryItem per entry instead
+    (`crawler.spiders.feeds.batches_allowed`).
     """
 
     items: tuple[EntryItem, ...]
