@@ -202,12 +202,20 @@ def _m005_columnist_posts_index(db: Database) -> None:
     db.execute("DROP INDEX IF EXISTS idx_entries_columnist_id")  # its prefix: redundant now
 
 
+def _m006_search_automerge(db: Database) -> None:
+    # Fewer, larger merges while crawls add a segment per batch; the index itself is not rewritten.
+    from pipelines.search import tune_merging
+
+    tune_merging(db)
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("001_core", _m001_core),
     ("002_search", _m002_search),
     ("003_columnists", _m003_columnists),
     ("004_deferred_search", _m004_deferred_search),
     ("005_columnist_posts_index", _m005_columnist_posts_index),
+    ("006_search_automerge", _m006_search_automerge),
 )
 
 

@@ -16,6 +16,7 @@ from sqlite_utils import Database
 import pipelines.search
 from pipelines.schema import migrate
 from pipelines.search import (
+    AUTOMERGE,
     FTS_TABLE,
     PENDING_TABLE,
     TRIGGERS,
@@ -665,3 +666,31 @@ def test_the_migration_moves_old_triggers_without_a_rebuild(tmp_path: Path) -> N
     assert_index_is_a_rebuild(database)
     assert migrate(database) == []
     conn.close()
+
+
+def automerge(database: Database) -> int | None:
+    row = database.execute("SELECT v FROM entries_fts_config WHERE k = 'automerge'").fetchone()
+    return row and row[0]
+
+
+def test_a_new_index_merges_segments_eight_at_a_time(tmp_path: Path) -> None:
+    database = open_db(tmp_path / "new.db")
+    assert automerge(database) == AUTOMERGE == 8
+
+
+def test_the_migration_sets_automerge_on_an_older_index_without_rewriting_it(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    database = open_db(path)
+    for key, fields in ENTRIES.items():
+        insert(database, key, **fields)
+    database.execute("DELETE FROM entries_fts_config WHERE k = 'automerge'")  # as FTS5's default of 4 left it
+    database.execute("DELETE FROM _migrations WHERE name = '006_search_automerge'")
+    database.conn.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    database = Database(conn)
+    assert migrate(database) == ["006_search_automerge"]
+    assert not [sql for sql in statements if "rebuild" in sql or "optimize" in sql]
+    assert automerge(database) == 8
+    assert ids(database, "跨境电商") == ["cross-border"]
