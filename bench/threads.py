@@ -5,6 +5,8 @@ Serves the benchmark corpus (bench/out/corpus-N-0, generated when missing) from 
 thread of the crawl process (its main thread runs the reactor; the store writes on another) and of
 each child process (the worker processes, multiprocessing's resource tracker), and the peak memory
 (VmHWM) of each process. A thread's CPU is its last sample, so the final half second may be missing.
+`--timeline S` also prints, for every S seconds of the crawl, how busy each of them was (100% is one
+core): where the cores sat idle, and who was waiting for whom.
 """
 
 from __future__ import annotations
@@ -69,10 +71,28 @@ def label(crawl_pid: int, pid: int, tid: int) -> str:
     return f"child process {pid}"
 
 
+def timeline(samples: list[tuple[float, dict[str, float]]], step: float) -> str:
+    """A Markdown table of each label's share of a core in every `step` seconds of the samples."""
+    names = sorted({name for _, spent in samples for name in spent}, key=lambda n: -samples[-1][1].get(n, 0.0))
+    names = [n for n in names if samples[-1][1].get(n, 0.0) >= 0.1]
+    lines = ["| seconds | " + " | ".join(names) + " | both cores |", "|---" * (len(names) + 2) + "|"]
+    previous_at, previous = 0.0, {}
+    for at, spent in samples:
+        if at - previous_at < step and (at, spent) != samples[-1]:
+            continue
+        span = at - previous_at
+        shares = [(spent.get(n, 0.0) - previous.get(n, 0.0)) / span for n in names]
+        cells = " | ".join(f"{100 * share:.0f}%" for share in shares)
+        lines.append(f"| {previous_at:.0f}-{at:.0f} | {cells} | {50 * sum(shares):.0f}% |")
+        previous_at, previous = at, spent
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.threads", description=__doc__.splitlines()[0])
     parser.add_argument("--feeds", type=int, default=500)
     parser.add_argument("-s", "--setting", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--timeline", type=float, metavar="S", help="also print how busy each was, every S seconds")
     parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "out")
     args = parser.parse_args(argv)
     corpus = ensure_corpus(args.out.resolve() / f"corpus-{args.feeds}-0", args.feeds, 0)
@@ -80,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     cpu: dict[tuple[int, int], float] = {}
     memory: dict[int, int] = {}
+    samples: list[tuple[float, dict[str, float]]] = []
     with CorpusServer.for_corpus(corpus.root, list(corpus.feed_paths)) as server:
         db = work / "feedloom.db"
         fresh_db(db)
@@ -96,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
                 for tid, seconds in thread_cpu(pid).items():
                     cpu[(pid, tid)] = seconds
                 memory[pid] = max(memory.get(pid, 0), peak_mb(pid))
+            spent: dict[str, float] = {}
+            for (pid, tid), seconds in cpu.items():
+                name = label(crawl.pid, pid, tid)
+                spent[name] = spent.get(name, 0.0) + seconds
+            samples.append((time.monotonic() - started, spent))
             time.sleep(0.5)
         wall = time.monotonic() - started
     print(f"{corpus.items:,} entries in {wall:.1f} s wall: {corpus.items / wall:.0f} entries/s (exit {crawl.returncode})")
@@ -112,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| process | peak RSS MB (VmHWM) |\n|---|---:|")
     for pid, mb in memory.items():
         print(f"| {'crawl process' if pid == crawl.pid else f'child process {pid}'} | {mb} |")
+    if args.timeline and samples:
+        print("\n" + timeline(samples, args.timeline))
     return crawl.returncode
 
 

@@ -217,8 +217,19 @@ def test_stage_timings_cover_every_entry_of_the_feeds(tmp_path):
 def test_thread_report_accounts_for_the_crawl_and_its_worker(tmp_path, capsys):
     from bench.threads import main
 
-    assert main(["--feeds", "24", "--out", str(tmp_path), "-s", "FEEDLOOM_WORKERS=1"]) == 0
+    assert main(["--feeds", "24", "--out", str(tmp_path), "-s", "FEEDLOOM_WORKERS=1", "--timeline", "0.5"]) == 0
     report = capsys.readouterr().out
     assert "crawl process, main thread (reactor)" in report
     assert "child process" in report  # the worker process
     assert "| all |" in report and "peak RSS MB" in report
+    assert "| both cores |" in report and "| 0-" in report
+
+
+def test_timeline_gives_each_ones_share_of_a_core_per_step():
+    from bench.threads import timeline
+
+    samples = [(1.0, {"a": 0.5}), (2.0, {"a": 1.5, "b": 0.5}), (3.0, {"a": 2.0, "b": 1.5})]
+    table = timeline(samples, 2.0).splitlines()
+    assert table[0] == "| seconds | a | b | both cores |"
+    assert table[2] == "| 0-2 | 75% | 25% | 50% |"
+    assert table[3] == "| 2-3 | 50% | 100% | 75% |"
