@@ -241,3 +241,50 @@ def test_corpus_files_agree_with_feedparser_whenever_the_fast_path_answers(corpu
         assert fast == parse_with_feedparser(body, url, headers, doc_base), path
     print(f"fast path took {accepted} of {checked} corpus XML files")
     assert accepted > 0
+
+
+# --- the helpers restated from feedparser, on plain dicts ------------------------
+
+AUTHOR_STRINGS = ["", "Jane", "jane@example.com", "jane@example.com (Jane Doe)", "Jane <jane@example.com>",
+                  "(Jane)", "孟永辉", "a@b.co &lt;&gt;", "mailto:x@y.org?subject=hi there", "x@[1.2.3.4]"]  # fmt: skip
+
+
+@pytest.mark.parametrize("author", AUTHOR_STRINGS)
+@pytest.mark.parametrize("detail", [None, {"name": "N"}, {"email": "e@x.org"}, {"name": "N", "email": "e@x.org"}])
+def test_sync_author_detail_matches_feedparser(author: str, detail: dict[str, str] | None) -> None:
+    from feedparser.mixin import _FeedParserMixin
+    from feedparser.util import FeedParserDict
+
+    from crawler.parsers.fastfeed import _sync_author_detail
+
+    ours: dict = {"author": author, "authors": [dict(detail or {})]}
+    theirs_context = {"author": author, "authors": [FeedParserDict(detail or {})]}
+    mixin = _FeedParserMixin.__new__(_FeedParserMixin)
+    mixin._get_context = lambda: theirs_context  # type: ignore[method-assign]
+    _sync_author_detail(ours)
+    mixin._sync_author_detail()
+    assert ours == theirs_context
+
+
+@pytest.mark.parametrize(
+    "uri", ["", "https://a.example/x", "https:///a.example/x", "http:////a/b", "a+b-c.d://///x", "urn:x", "/rel", "//cdn/x", "1a:///x"]
+)
+def test_fix_uri_matches_feedparser_urljoin_without_a_base(uri: str) -> None:
+    from feedparser.urls import _urljoin
+
+    from crawler.parsers.fastfeed import _fix_uri
+
+    assert _fix_uri(uri) == _urljoin("", uri)
+
+
+def test_add_tag_dedupes_like_feedparser() -> None:
+    from crawler.parsers.fastfeed import _add_tag
+
+    context: dict = {}
+    for term, scheme, label in [("a", None, None), ("a", None, None), (None, None, None), ("a", "s", None), ("b", None, "B")]:
+        _add_tag(context, term, scheme, label)
+    assert context["tags"] == [
+        {"term": "a", "scheme": None, "label": None},
+        {"term": "a", "scheme": "s", "label": None},
+        {"term": "b", "scheme": None, "label": "B"},
+    ]

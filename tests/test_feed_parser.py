@@ -155,3 +155,31 @@ def test_json_feed_mailto_author_is_an_email() -> None:
     first, second = feed.entries
     assert (first.author, first.author_email) == (None, "ann@blog.example")
     assert (second.author, second.author_email) == ("Bo", None)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://www.woshipm.com/pd/123.html", "http://a.example", "http://a.example:8080/x/y?a=1&b=%E4#frag",
+        "https://a.example/?q=产品#章节", "https://a.example/a@b/c:d/(x)", "https://a.example//double", "http://a.example/x?a?b#c#d",
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("base", ["https://columns.example/feed.xml", "http://columns.example/", "feed://x/", "", "http://[bad/"])
+def test_plain_absolute_links_are_what_urljoin_gives(url: str, base: str) -> None:
+    from urllib.parse import urljoin
+
+    from crawler.parsers.feed import _PLAIN_ABSOLUTE, _absolute
+
+    assert _PLAIN_ABSOLUTE.fullmatch(url)
+    try:
+        expected = urljoin(base, url) if base else url
+    except ValueError:
+        expected = url
+    assert _absolute(base, url) == expected
+
+
+@pytest.mark.parametrize("url", ["HTTP://a.example/x", "https://a.example/x;p", "https://a.example/x?", "https://a.example/x#", "https://[::1]/x", " https://a/x"])
+def test_links_urljoin_would_change_take_the_slow_way(url: str) -> None:
+    from crawler.parsers.feed import _PLAIN_ABSOLUTE
+
+    assert _PLAIN_ABSOLUTE.fullmatch(url) is None

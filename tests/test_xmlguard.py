@@ -83,3 +83,22 @@ def test_expansion_budget_is_large_enough_for_real_feeds():
 def test_no_doctype_is_untouched():
     body = b"<?xml version='1.0'?><rss><channel><title>x</title></channel></rss>"
     assert defuse_xml(body) is body
+
+
+@pytest.mark.parametrize(
+    ("body", "refused"),
+    [
+        (b"<r>" + b"<b/>" * 99_990 + b"</r>", False),  # under every cap
+        (b"<r>" + b"<b/>" * 100_001 + b"</r>", True),  # elements
+        (b"<r>" + b'<b a="1" c="2"/>' * 66_700 + b"</r>", False),  # long, but under the element and attribute caps
+        (b"<r>" + b"&amp;" * 1_000_001 + b"</r>", True),  # references
+    ],
+)
+def test_markup_caps_hold_whatever_the_body_length(body: bytes, refused: bool) -> None:
+    from crawler.parsers.xmlguard import _check_markup
+
+    if refused:
+        with pytest.raises(XmlRejected):
+            _check_markup(body)
+    else:
+        assert _check_markup(body) is None

@@ -8,8 +8,7 @@ from typing import Any
 
 from feedparser.html import _cp1252
 from feedparser.mixin import _FeedParserMixin
-from feedparser.urls import _urljoin
-from feedparser.util import FeedParserDict
+from feedparser.urls import _urifixer
 from lxml import etree
 
 from crawler.items import RawFeed
@@ -17,7 +16,9 @@ from crawler.items import RawFeed
 # The contract: whenever fast_parse returns a RawFeed, it equals what feed.parse_feed's feedparser
 # path returns for the same bytes. So this module mimics feedparser 6.0's handlers for a small
 # whitelist of elements and attributes, and answers None ("ask feedparser") for anything else.
-# Where feedparser's own rule is a small helper (authors, tags, URL fixing), that helper is called.
+# Where feedparser's own rule is a small helper (content types, HTML guessing), that helper is called;
+# its author, tag and URL-fixing helpers are restated below on plain dicts (they cost more in
+# FeedParserDict lookups than in their own work), and tests/test_fastfeed.py holds them to feedparser.
 # The dicts are plain, for speed: no key written here is one FeedParserDict renames, and the one
 # key it derives that to_raw_feed reads ("enclosures") is derived here the same way.
 
@@ -36,6 +37,10 @@ _FIRST_ELEMENT = re.compile(rb"<\w")
 _C1 = re.compile("[\x80-\x9f]")
 _ENTITY_LIKE = re.compile("&([A-Za-z0-9_]+);")
 _TEXT_TYPES = ("text/plain", "text/html")
+# feedparser's _sync_author_detail pattern for an email inside an author string
+_AUTHOR_EMAIL = re.compile(
+    r"(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|(([a-zA-Z0-9\-]+\.)+))([a-zA-Z]{2,4}|[0-9]{1,3})(\]?))(\?subject=\S+)?"
+)
 
 Context = dict[str, Any]
 Handler = Callable[["_Build", Context, Any], bool]
@@ -43,18 +48,60 @@ Handler = Callable[["_Build", Context, Any], bool]
 Table = dict[str, tuple[Handler, frozenset[str], bool, bool]]
 
 
-class _Context:
-    """Lets feedparser's own author and tag helpers run on one dict: they only ask for the current context."""
+def _save_author(context: Context, key: str, value: str) -> None:
+    """feedparser's _FeedParserMixin._save_author, on a plain dict."""
+    context.setdefault("author_detail", {})[key] = value
+    _sync_author_detail(context)
+    context.setdefault("authors", [{}])[-1][key] = value
 
-    _save_author = _FeedParserMixin._save_author
-    _sync_author_detail = _FeedParserMixin._sync_author_detail
-    _add_tag = _FeedParserMixin._add_tag
 
-    def __init__(self, context: Context) -> None:
-        self.context = context
+def _sync_author_detail(context: Context) -> None:
+    """feedparser's _FeedParserMixin._sync_author_detail, on a plain dict."""
+    detail = context.get("authors", [{}])[-1]
+    if detail:
+        name = detail.get("name")
+        email = detail.get("email")
+        if name and email:
+            context["author"] = f"{name} ({email})"
+        elif name:
+            context["author"] = name
+        elif email:
+            context["author"] = email
+        return
+    author, email = context.get("author"), None
+    if not author:
+        return
+    match = _AUTHOR_EMAIL.search(author)
+    if match:
+        email = match.group(0)
+        author = author.replace(email, "").replace("()", "").replace("<>", "").replace("&lt;&gt;", "").strip()
+        if author and author[0] == "(":
+            author = author[1:]
+        if author and author[-1] == ")":
+            author = author[:-1]
+        author = author.strip()
+    if author or email:
+        context.setdefault("author_detail", detail)
+    if author:
+        detail["name"] = author
+    if email:
+        detail["email"] = email
 
-    def _get_context(self) -> Context:
-        return self.context
+
+def _add_tag(context: Context, term: str | None, scheme: str | None, label: str | None) -> None:
+    """feedparser's _FeedParserMixin._add_tag, on a plain dict."""
+    tags = context.setdefault("tags", [])
+    if not term and not scheme and not label:
+        return
+    value = {"term": term, "scheme": scheme, "label": label}
+    if value not in tags:
+        tags.append(value)
+
+
+def _fix_uri(uri: str) -> str:
+    """feedparser's _urljoin("", uri): slashes after "scheme://" dropped (urljoin leaves uri alone without a base)."""
+    match = _urifixer.match(uri)
+    return uri if match is None or match.start(2) == match.end(2) else match.group(1) + uri[match.end(2) :]
 
 
 class _Build:
@@ -70,15 +117,17 @@ class _Build:
 
     def walk(self, parent: Any, table: Table, context: Context) -> bool:
         seen: set[str] = set()
+        lookup = table.get
         for child in parent:
-            spec = table.get(child.tag)  # comments and processing instructions have no str tag: not found
+            tag = child.tag
+            spec = lookup(tag)  # comments and processing instructions have no str tag: not found
             if spec is None:
                 return False
             handler, attributes, once, leaf = spec
             if once:
-                if child.tag in seen:
+                if tag in seen:
                     return False  # feedparser's choice between duplicates varies by element
-                seen.add(child.tag)
+                seen.add(tag)
             if not attributes.issuperset(child.keys()) or (leaf and len(child)) or not handler(self, context, child):
                 return False
         return True
@@ -88,7 +137,7 @@ def _popped(el: Any, uri: bool = False) -> str:
     """The element's text as feedparser's pop() leaves it (base64 and HTML guessing aside)."""
     text = (el.text or "").strip()
     if uri and text:
-        text = _urljoin("", text)
+        text = _fix_uri(text)
     return _fixed(text)
 
 
@@ -168,13 +217,16 @@ def _text_link(b: _Build, context: Context, el: Any) -> bool:
     links = context.setdefault("links", [])
     links.append({"rel": "alternate", "type": "text/html"})
     value = _popped(el, uri=True)
+    if "&" in value:  # nothing for the entity repairs to do otherwise
+        if b.entries and context is b.entries[-1]:
+            value = value.replace("&amp;", "&")
+        value = _ENTITY_LIKE.sub(r"&\g<1>", value)
     if b.entries and context is b.entries[-1]:
-        value = _ENTITY_LIKE.sub(r"&\g<1>", value.replace("&amp;", "&"))
         context["link"] = value
         if value:
             links[-1]["href"] = value
     else:
-        context["link"] = links[-1]["href"] = _ENTITY_LIKE.sub(r"&\g<1>", value)
+        context["link"] = links[-1]["href"] = value
     return True
 
 
@@ -184,7 +236,7 @@ def _href_link(b: _Build, context: Context, el: Any) -> bool:
         return False
     attrs.setdefault("rel", "alternate")
     attrs.setdefault("type", "application/atom+xml" if attrs["rel"] == "self" else "text/html")
-    attrs["href"] = _urljoin("", attrs["href"])
+    attrs["href"] = _fix_uri(attrs["href"])
     context.setdefault("links", []).append(attrs)
     if attrs["rel"] == "alternate" and _FeedParserMixin.map_content_type(attrs["type"]) in _FeedParserMixin.html_types:
         context["link"] = attrs["href"]
@@ -192,12 +244,12 @@ def _href_link(b: _Build, context: Context, el: Any) -> bool:
 
 
 def _author(b: _Build, context: Context, el: Any) -> bool:
-    context.setdefault("authors", []).append(FeedParserDict())
+    context.setdefault("authors", []).append({})
     if not b.walk(el, _TABLES["person"], context):
         return False
     # The author element's own text (an RSS author, or what an Atom person has between its parts).
     context["author"] = _fixed("".join([el.text or "", *(child.tail or "" for child in el)]).strip())
-    _Context(context)._sync_author_detail()
+    _sync_author_detail(context)
     return True
 
 
@@ -205,21 +257,20 @@ def _person(key: str) -> Handler:
     def handle(b: _Build, context: Context, el: Any) -> bool:
         # feedparser keeps name and email as found (stripped), and repairs the uri like any link
         value = _popped(el, uri=True) if key == "href" else (el.text or "").strip()
-        _Context(context)._save_author(key, value)
+        _save_author(context, key, value)
         return True
 
     return handle
 
 
 def _category(b: _Build, context: Context, el: Any) -> bool:
-    tags = _Context(context)
-    tags._add_tag(el.get("term"), el.get("scheme", el.get("domain")), el.get("label"))
+    _add_tag(context, el.get("term"), el.get("scheme", el.get("domain")), el.get("label"))
     value = _popped(el)
     if value:
         if context["tags"] and not context["tags"][-1]["term"]:
             context["tags"][-1]["term"] = value
         else:
-            tags._add_tag(value, None, None)
+            _add_tag(context, value, None, None)
     return True
 
 

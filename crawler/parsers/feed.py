@@ -135,7 +135,6 @@ _CODEC_SUPERSETS = {
     "us-ascii": "cp1252", "ascii": "cp1252", "iso-8859-9": "cp1254",
 }  # fmt: skip
 _DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
-_ASCII = re.compile(rb"^[\x00-\x7f]*$")
 _ASCII_BYTES = re.compile(rb"[\x00-\x7f]+")
 _UTF8_SEQUENCE = re.compile(
     rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
@@ -158,7 +157,7 @@ def _bom_codec(body: bytes) -> str | None:
 
 
 def _is_utf8(body: bytes) -> bool:
-    if _ASCII.match(body):
+    if body.isascii():
         return True
     try:
         body.decode("utf-8")
@@ -342,10 +341,17 @@ def _unresolved(guid: str, raw_ids: dict[str, list[str]]) -> str:
     return max(matches, key=len) if matches else guid
 
 
+# An absolute http(s) URL that urljoin gives back unchanged, whatever the base: lower-case scheme,
+# a plain host, a path without ";" (urlparse's params) and no empty "?" or "#" (urlunparse drops them).
+_PLAIN_ABSOLUTE = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9\-._~!$&'()*+,=:@/%]*)?(?:\?[^#\x00-\x20\x7f]+)?(?:#[^\x00-\x20\x7f]+)?")
+
+
 def _absolute(base: str, url: str | None) -> str | None:
     """url resolved against the document (feedparser applied xml:base already); as given when that fails."""
     if not url:
         return None
+    if _PLAIN_ABSOLUTE.fullmatch(url):  # most links: urljoin costs more than everything else per link
+        return url
     try:
         return urljoin(base, url) if base else url
     except ValueError:

@@ -193,8 +193,15 @@ def _head_end(body: bytes) -> int:
 
 def _check_markup(body: bytes) -> None:
     """Refuse documents with more elements, attributes or references (outside CDATA) than a parser gets through quickly."""
-    if body.count(b"<") <= MAX_ELEMENTS and body.count(b"=") <= MAX_ATTRIBUTES and body.count(b"&") <= MAX_REFERENCES:
-        return  # every element starts with "<", every attribute has its "=": under the caps, whatever is in CDATA
+    # Every element starts with "<", every attribute has its "=": under the caps, whatever is in CDATA.
+    # No count can exceed the length, so a body shorter than a cap needs no count for it.
+    size = len(body)
+    if (
+        (size <= MAX_ELEMENTS or body.count(b"<") <= MAX_ELEMENTS)
+        and (size <= MAX_ATTRIBUTES or body.count(b"=") <= MAX_ATTRIBUTES)
+        and (size <= MAX_REFERENCES or body.count(b"&") <= MAX_REFERENCES)
+    ):
+        return
     elements = attributes = references = 0
     for start, stop in _outside_cdata(body):
         # islice: counting stops just past the cap, so a huge document costs no more than a full one.
