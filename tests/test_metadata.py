@@ -592,3 +592,53 @@ def test_script_language_ascii_shortcut_decides_as_the_counts_do(text: str) -> N
     assert cjk == counts[1] + counts[2] + counts[3]
     if text.isascii():
         assert script == ("latin" if counts[4] >= 3 else None)
+
+
+# --- the fast date forms agree with the general parsers --------------------------
+
+COMMON_DATES = [
+    "2024-01-02T03:04:05Z", "2024-01-02T03:04:05+08:00", "2024-01-02T03:04:05-05:30", "2024-01-02T03:04:60+00:00",
+    "2024-02-30T03:04:05Z", "2024-01-02T24:00:00Z", "2024-01-02T03:04:05+14:00", "2024-01-02T03:04:05-00:00",
+    "Tue, 10 Jun 2003 04:00:00 GMT", "Mon, 1 Jan 2024 23:59:60 +0800", "Sun, 31 Feb 2021 10:00:00 -0700",
+    "Fri, 28 Jan 2022 10:00:00 +1400", "Wed, 05 Dec 2018 25:00:00 GMT", "Sat, 00 Mar 2020 10:00:00 +0000",
+]  # fmt: skip
+
+
+def _general(text: str) -> datetime | None:
+    from pipelines import metadata
+
+    now = datetime.fromisoformat("2026-11-26T00:00:00+00:00")
+    try:
+        for parse in metadata._DATE_PARSERS:
+            moment = parse(text, None, now)
+            if moment is not None:
+                return moment
+    except ValueError:
+        return None
+    return None
+
+
+@pytest.mark.parametrize("text", COMMON_DATES)
+def test_common_date_forms_read_as_the_general_parsers_read_them(text: str) -> None:
+    from pipelines import metadata
+
+    m = metadata._ISO_ZONED_RE.fullmatch(text) or metadata._RFC822_COMMON_RE.fullmatch(text)
+    assert m is not None
+    assert metadata._common_date(m) == _general(text)
+
+
+@given(
+    st.integers(1, 9999), st.integers(0, 13), st.integers(0, 32), st.integers(0, 25), st.integers(0, 61),
+    st.integers(0, 61), st.integers(0, 3), st.booleans(),
+)  # fmt: skip
+def test_common_date_forms_agree_on_any_numbers(y: int, mo: int, d: int, h: int, mi: int, s: int, zone: int, rfc: bool) -> None:
+    from pipelines import metadata
+
+    if rfc:
+        mon = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")[mo % 12]
+        text = f"Thu, {d} {mon} {y:04d} {h:02d}:{mi:02d}:{s:02d} {('GMT', '+0545', '-1400', '+0800')[zone]}"
+    else:
+        text = f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{('Z', '+08:00', '-14:00', '+00:30')[zone]}"
+    m = metadata._ISO_ZONED_RE.fullmatch(text) or metadata._RFC822_COMMON_RE.fullmatch(text)
+    assert m is not None
+    assert metadata._common_date(m) == _general(text)
