@@ -37,8 +37,12 @@ COOKIES_ENABLED = False
 DOWNLOADER_MIDDLEWARES_BASE = {
     k: v for k, v in _SCRAPY_DOWNLOADER_MIDDLEWARES.items() if not k.endswith(".CookiesMiddleware")
 }
-# Only http and https; file:, data:, s3:, ftp: never reach a feed URL.
-DOWNLOAD_HANDLERS = {"file": None, "data": None, "s3": None, "ftp": None}
+# Only http and https; file:, data:, s3:, ftp: never reach a feed URL. Scrapy's http(s) handler, with
+# room to keep its connections alive (crawler/download.py).
+DOWNLOAD_HANDLERS = {
+    "file": None, "data": None, "s3": None, "ftp": None,
+    "http": "crawler.download.KeepAliveDownloadHandler", "https": "crawler.download.KeepAliveDownloadHandler",
+}
 # Every status reaches the spider, which records it on the feed.
 HTTPERROR_ALLOW_ALL = True
 # Responses being parsed at once, by size: more only holds more entries in memory, not more speed.

@@ -48,6 +48,7 @@ class LoggedRequest:
     status: int
     headers: tuple[tuple[str, str], ...]
     proxied: bool  # the request line carried an absolute URI
+    client_port: int = 0  # the client's side of the TCP connection: one port per connection it opened
 
     def header(self, name: str) -> str | None:
         """The first request header called `name` (case-insensitive), or None."""
@@ -141,6 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
             status=status,
             headers=tuple(self.headers.items()),
             proxied=proxied,
+            client_port=self.client_address[1],
         )
         with self.server.log_lock:
             self.server.log.append(entry)

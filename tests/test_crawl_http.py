@@ -121,3 +121,23 @@ def test_components_turned_off_are_not_even_imported():
     assert not any(str(path).endswith(".CookiesMiddleware") for path in settings.getwithbase("DOWNLOADER_MIDDLEWARES"))
     assert not any(str(path).endswith(".RemoteControl") for path in settings.getwithbase("EXTENSIONS"))
     assert any(str(path).endswith(".RedirectMiddleware") for path in settings.getwithbase("DOWNLOADER_MIDDLEWARES"))
+
+
+def test_feeds_of_one_host_reuse_their_connections(tmp_path):
+    """100 feeds on one server: connections kept alive and reused, not one opened (and closed) per feed."""
+    from crawler.testserver import FixtureServer
+
+    site = tmp_path / "site" / "_default"
+    site.mkdir(parents=True)
+    for n in range(100):
+        (site / f"f{n}.xml").write_bytes(rss(f"第{n}篇"))
+    db = tmp_path / "feeds.db"
+    with FixtureServer(tmp_path / "site") as server:
+        feed_list = tmp_path / "feeds.toml"
+        feed_list.write_text("".join(f'[[feeds]]\nurl = "{server.url}/f{n}.xml"\n' for n in range(100)))
+        assert run_feedloom("import", str(feed_list), "--db", str(db)).returncode == 0
+        assert run_feedloom("crawl", "--db", str(db), "--allow-private").returncode == 0
+        feeds_asked = [r for r in server.requests if r.path.endswith(".xml")]
+    assert len(feeds_asked) == 100
+    # Scrapy's own handler opened 88 connections for these 100 feeds; ours about 30 (CONCURRENT_REQUESTS is 32).
+    assert len({r.client_port for r in feeds_asked}) <= 40
