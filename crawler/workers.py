@@ -20,13 +20,15 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawler.items import EntryItem, FeedFetch
 from crawler.outcome import Response, decide_feed_response
 from crawler.pages import feed_side_hash, page_reason
 from crawler.recipes import Recipe, recipe_for
-from pipelines.html import DEFAULT_RULES, HtmlRules
+
+if TYPE_CHECKING:  # the html module loads with the first feed to normalize, not with the crawl
+    from pipelines.html import HtmlRules
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ class FeedJob:
     duration_ms: int | None = None
     known_hashes: Mapping[str, str] = field(default_factory=dict)  # guid or link -> feed hash last stored
     recipes: tuple[Recipe, ...] = ()
-    rules: HtmlRules = DEFAULT_RULES
+    rules: HtmlRules | None = None  # None: the default rules
 
 
 @dataclass(frozen=True)
@@ -243,4 +245,7 @@ def _exit_with(crawl_pid: int) -> None:
 
 
 def _warm_up() -> None:
-    import pipelines.stages  # noqa: F401 - import the heavy modules before the first feed arrives
+    # Import the heavy modules before the first feed arrives.
+    import pipelines.html  # noqa: F401
+    import pipelines.metadata  # noqa: F401
+    import pipelines.stages  # noqa: F401

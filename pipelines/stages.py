@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawler.items import Entry, EntryItem, FeedContext, RawEntry
 from pipelines.dedupe import identify
-from pipelines.html import DEFAULT_RULES, HtmlRules, clean_html, cleaned_text, load_html_rules
-from pipelines.metadata import detect_language, normalize_metadata, normalize_title, normalize_url, text_stats
+
+if TYPE_CHECKING:
+    from pipelines.html import HtmlRules
+
+# The html and metadata modules (lxml, nh3, some 90 regular expressions) are imported by the first
+# entry that needs them, not with the pipelines: an unchanged re-crawl, all 304, never does.
 
 SUMMARY_CHARS = 280
 
 
-def apply_html(entry: Entry, *, base_url: str | None, rules: HtmlRules = DEFAULT_RULES) -> Entry:
-    """The html stage: sanitize the body, move the bio out, derive text, summary, cover, language, counts."""
+def apply_html(entry: Entry, *, base_url: str | None, rules: HtmlRules | None = None) -> Entry:
+    """The html stage: sanitize the body, move the bio out, derive text, summary, cover, language, counts.
+
+    `rules` None means the default rules (pipelines.html.DEFAULT_RULES).
+    """
+    from pipelines.html import DEFAULT_RULES, clean_html, cleaned_text
+    from pipelines.metadata import detect_language, normalize_url, text_stats
+
+    if rules is None:
+        rules = DEFAULT_RULES
     clean = clean_html(entry.content_html, base_url=base_url, rules=rules)
     text = clean.text
     if not entry.summary or entry.summary == entry.content_html:
@@ -46,6 +58,8 @@ def apply_html(entry: Entry, *, base_url: str | None, rules: HtmlRules = DEFAULT
 
 def metadata_stage(raw: RawEntry, context: FeedContext) -> Entry:
     """The metadata stage: the feed's fields, plus the columnist's profile when the article page gave one."""
+    from pipelines.metadata import normalize_metadata, normalize_title, normalize_url
+
     entry = normalize_metadata(raw, context)
     if raw.author_url or raw.author_avatar or raw.author_bio:
         base = raw.base_url or entry.url
@@ -58,7 +72,7 @@ def metadata_stage(raw: RawEntry, context: FeedContext) -> Entry:
     return entry
 
 
-def normalize_entry(raw: RawEntry, context: FeedContext, rules: HtmlRules = DEFAULT_RULES) -> Entry:
+def normalize_entry(raw: RawEntry, context: FeedContext, rules: HtmlRules | None = None) -> Entry:
     """The three stages in a row, as the crawl runs them: what `feedloom parse` prints."""
     entry = metadata_stage(raw, context)
     entry = apply_html(entry, base_url=raw.base_url or entry.url or context.feed_url, rules=rules)
@@ -84,13 +98,17 @@ class MetadataPipeline:
 
 
 class HtmlPipeline:
-    def __init__(self, rules: HtmlRules = DEFAULT_RULES) -> None:
-        self.rules = rules
+    def __init__(self, rules: HtmlRules | None = None) -> None:
+        self.rules = rules  # None: the default rules
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> HtmlPipeline:
         path = crawler.settings.get("FEEDLOOM_HTML_RULES")
-        return cls(load_html_rules(path) if path else DEFAULT_RULES)
+        if not path:
+            return cls()
+        from pipelines.html import load_html_rules  # a broken rules file fails here, before any fetch
+
+        return cls(load_html_rules(path))
 
     def process_item(self, item: Any) -> Any:
         if isinstance(item, EntryItem) and item.entry is not None and not item.normalized:

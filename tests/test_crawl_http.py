@@ -141,3 +141,16 @@ def test_feeds_of_one_host_reuse_their_connections(tmp_path):
     assert len(feeds_asked) == 100
     # Scrapy's own handler opened 88 connections for these 100 feeds; ours about 30 (CONCURRENT_REQUESTS is 32).
     assert len({r.client_port for r in feeds_asked}) <= 40
+
+
+def test_the_crawl_loads_the_normalizers_only_when_an_entry_needs_them():
+    """An unchanged re-crawl (all 304) never normalizes: lxml.html, nh3 and ~90 regexes stay unloaded."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, crawler.spiders.feeds, crawler.workers, pipelines.stages, pipelines.store;"
+        "print(sorted(m for m in ('pipelines.html', 'pipelines.metadata') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -19,12 +19,12 @@ from crawler.pages import complete_from_page, page_failed, page_problem
 from crawler.recipes import Recipe, load_recipes, recipe_for
 from crawler.timeutil import to_iso, utc_now
 from crawler.workers import FeedJob, ParsePool, WorkerCrashed, auto_workers
-from pipelines.html import DEFAULT_RULES, HtmlRules, load_html_rules
 from pipelines.lock import acquire_lock, release_lock
 from pipelines.store import Store, default_db_path
 
 if TYPE_CHECKING:
     from crawler.parsers.article import ArticleFields
+    from pipelines.html import HtmlRules
 
 
 _FEED_FIELDS = ("id", "url", "title", "language", "timezone", "categories", "full_content", "etag", "last_modified")
@@ -45,7 +45,7 @@ class FeedsSpider(scrapy.Spider):
         self.lock: Any = None
         self.pages_asked: dict[int, int] = {}
         self.max_pages_per_feed = 200
-        self.html_rules: HtmlRules = DEFAULT_RULES
+        self.html_rules: HtmlRules | None = None  # None: the default rules
         self.pool = ParsePool(0)
         self.batch_items = False
 
@@ -70,7 +70,10 @@ class FeedsSpider(scrapy.Spider):
         # Only what a feed's request and its parsing read: 5,000 full rows would hold 8 MB for the whole crawl.
         spider.feed_rows = [{k: row.get(k) for k in _FEED_FIELDS} for row in spider.feed_rows]
         rules_path = settings.get("FEEDLOOM_HTML_RULES")
-        spider.html_rules = load_html_rules(rules_path) if rules_path else DEFAULT_RULES
+        if rules_path:
+            from pipelines.html import load_html_rules  # a broken rules file fails here, before any fetch
+
+            spider.html_rules = load_html_rules(rules_path)
         spider.pool = ParsePool(auto_workers(settings.get("FEEDLOOM_WORKERS"), len(spider.feed_rows)))
         spider.batch_items = batches_allowed(settings)
         return spider
