@@ -394,7 +394,13 @@ def _parse_date_text(text: str, default_tz: str | None, now: datetime) -> dateti
             return datetime(y, mo, d, hh, mi, ss, tzinfo=UTC)
         except ValueError:
             return None
-    m = _ISO_ZONED_RE.fullmatch(s) or _RFC822_COMMON_RE.fullmatch(s)
+    m = _ISO_ZONED_RE.fullmatch(s)
+    if m:
+        try:
+            return datetime.fromisoformat(s)  # in C; a leap second or Feb 30 raises, and _common_date decides
+        except ValueError:
+            return _common_date(m)
+    m = _RFC822_COMMON_RE.fullmatch(s)
     if m:
         return _common_date(m)
     deftz = _resolve_tz(default_tz)
@@ -671,6 +677,12 @@ def normalize_url(url: str | None, base: str | None = None) -> str | None:
     s = _TAB_NEWLINE_RE.sub("", url).strip(_URL_EDGE_CHARS)
     if not s or len(s) > _MAX_URL_CHARS:
         return None
+    if s.startswith(("http://", "https://")):
+        # the probe below could only find the scheme it starts with: nothing to reject, nothing to join
+        try:
+            return _normalize_absolute(s)
+        except (ValueError, UnicodeError):
+            return None
     probe = _INVISIBLE_RE.sub("", html.unescape(s) if "&" in s else s)
     m = _SCHEME_RE.match(probe)
     if m and m.group(1).lower() not in _ALLOWED_SCHEMES:
@@ -1136,7 +1148,8 @@ def normalize_metadata(raw: RawEntry, ctx: FeedContext) -> Entry:
     tz = ctx.timezone or default_timezone(ctx.feed_url, raw.language or ctx.feed_language)
     now = ctx.fetched_at or None
     published = normalize_date(raw.published, default_tz=tz, now=now)
-    updated = normalize_date(raw.updated, default_tz=tz, now=now)
+    # Atom entries often repeat the date; with a fixed `now` the answer is the same
+    updated = published if now and raw.updated == raw.published else normalize_date(raw.updated, default_tz=tz, now=now)
     published_raw: str | None = None
     for given, parsed in ((raw.published, published), (raw.updated, updated)):
         if given and given.strip():

@@ -625,6 +625,7 @@ def test_common_date_forms_read_as_the_general_parsers_read_them(text: str) -> N
     m = metadata._ISO_ZONED_RE.fullmatch(text) or metadata._RFC822_COMMON_RE.fullmatch(text)
     assert m is not None
     assert metadata._common_date(m) == _general(text)
+    assert metadata._parse_date_text(text, None, datetime.fromisoformat("2026-11-26T00:00:00+00:00")) == _general(text)
 
 
 @given(
@@ -642,3 +643,16 @@ def test_common_date_forms_agree_on_any_numbers(y: int, mo: int, d: int, h: int,
     m = metadata._ISO_ZONED_RE.fullmatch(text) or metadata._RFC822_COMMON_RE.fullmatch(text)
     assert m is not None
     assert metadata._common_date(m) == _general(text)
+    assert metadata._parse_date_text(text, None, datetime.fromisoformat("2026-11-26T00:00:00+00:00")) == _general(text)
+
+
+@pytest.mark.parametrize("fetched_at", [NOW, ""])
+@pytest.mark.parametrize("date", ["2024-01-02T03:04:05+08:00", "3小时前", "someday", None])
+def test_normalize_metadata_reads_a_repeated_date_as_it_reads_each(fetched_at: str, date: str | None) -> None:
+    ctx = FeedContext(feed_id=1, feed_url="https://example.com/feed", fetched_at=fetched_at)
+    entry = normalize_metadata(RawEntry(title="t", published=date, updated=date), ctx)
+    now = fetched_at or None
+    if fetched_at:  # without a fixed `now`, each call reads the clock anew
+        assert entry.published_at == normalize_date(date, now=now)
+        assert entry.updated_at == normalize_date(date, now=now)
+    assert entry.published_raw == (date if date and normalize_date(date, now=now) is None else None)
