@@ -16,7 +16,6 @@ from urllib.parse import urljoin, urlsplit
 import lxml.html
 from lxml import etree
 from lxml.cssselect import CSSSelector, SelectorError
-from readability import Document
 
 from crawler.recipes import Recipe
 from pipelines.html import drop_bad_char_refs, srcset_candidates
@@ -335,6 +334,8 @@ def _readability_body(root: lxml.html.HtmlElement, base: str) -> lxml.html.HtmlE
     count = sum(1 for _ in root.iter())
     if count > FALLBACK_MAX_ELEMENTS:
         raise ExtractError(f"no article body found: {count} elements is too many for the generic extractor")
+    from readability import Document  # only pages without a recipe need it, and looks_like_summary runs per entry
+
     try:
         summary = Document(copy.deepcopy(root), url=base).summary(html_partial=True)
     except Exception as exc:  # noqa: BLE001 - readability raises Unparseable and whatever lxml raised inside it
