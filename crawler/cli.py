@@ -179,7 +179,7 @@ def crawl(db_path: str | None, all_feeds: bool, feed_ids: tuple[int, ...], allow
     extra = parse_overrides(overrides)
     row = _crawl(resolve_db(db_path), all_feeds=all_feeds, feed_ids=feed_ids, allow_private=allow_private,
                  proxy=proxy, verbose=verbose, progress=not quiet, lock_wait_s=wait_lock, extra_settings=extra)
-    if row.get("feeds_failed") and row.get("feeds_failed") == row.get("feeds_due"):
+    if row.get("status") == "failed" or (row.get("feeds_failed") and row.get("feeds_failed") == row.get("feeds_due")):
         sys.exit(1)
 
 

@@ -607,13 +607,26 @@ class StorePipeline:
     def close_spider(self, spider: Any = None) -> None:
         assert self.store is not None and self.crawl_id is not None
         try:
-            self._flush()
-            self._drain(0)
+            try:
+                self._flush()
+                self._drain(0)
+            except Exception as exc:
+                self._fail_crawl(exc)
+                raise
             self.store.finish_crawl(self.crawl_id, self.counts)
         finally:
             if self._writer is not None:
                 self._writer.shutdown(wait=True)
             self.store.close()
+
+    def _fail_crawl(self, exc: Exception) -> None:
+        """Mark the crawl `failed`, with the reason among its errors: the database refused a batch even item by item."""
+        assert self.store is not None and self.crawl_id is not None
+        self.counts.errors.append({"feed": self.db_path, "error": f"the database refused a batch: {type(exc).__name__}: {exc}"[:500]})
+        try:
+            self.store.finish_crawl(self.crawl_id, self.counts, status="failed")
+        except sqlite3.Error:
+            pass  # the database is still refusing: the next crawl marks this one `interrupted`
 
     def _flush(self) -> None:
         assert self.store is not None

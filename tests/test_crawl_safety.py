@@ -101,3 +101,21 @@ def test_scrapy_crawl_respects_the_same_lock(slow_server):
     assert "another crawl is running" in second.stderr
     *_, statuses = counts(db)
     assert statuses == ["finished"]
+
+
+@pytest.mark.parametrize(
+    ("row", "code"),
+    [
+        ({"status": "failed", "feeds_due": 3, "feeds_failed": 0}, 1),
+        ({"status": "finished", "feeds_due": 3, "feeds_failed": 3}, 1),
+        ({"status": "finished", "feeds_due": 3, "feeds_failed": 1}, 0),
+    ],
+)
+def test_the_exit_status_says_when_a_crawl_failed(tmp_path, monkeypatch, row, code):
+    from click.testing import CliRunner
+
+    import crawler.cli
+
+    monkeypatch.setattr(crawler.cli, "_crawl", lambda db, **kwargs: row)
+    result = CliRunner().invoke(crawler.cli.main, ["crawl", "--db", str(tmp_path / "f.db")])
+    assert result.exit_code == code

@@ -256,6 +256,27 @@ def test_a_failing_batch_write_is_reported_not_lost_silently(tmp_path, monkeypat
         pipeline.close_spider()
 
 
+def test_a_batch_refused_at_close_marks_the_crawl_failed_with_the_reason(tmp_path, monkeypatch):
+    from pipelines.store import StorePipeline
+
+    db = tmp_path / "p.db"
+    Store.open(db).add_feed("https://feed1.com/")
+    pipeline = StorePipeline(str(db), batch_size=100)
+    pipeline.open_spider()
+    pipeline.process_item(item(make_entry(url="https://e.com/1"), 1))
+
+    def broken(self, batch, counts, crawl_id=None):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Store, "write_batch_or_items", broken)
+    with pytest.raises(sqlite3.OperationalError):
+        pipeline.close_spider()
+    with sqlite3.connect(db) as conn:
+        status, errors = conn.execute("SELECT status, errors FROM crawls").fetchone()
+    assert status == "failed"
+    assert "the database refused a batch: OperationalError: database or disk is full" in errors
+
+
 # -- the search index under batches (new entries are indexed together before the commit) --
 
 
