@@ -6,7 +6,8 @@ thread of the crawl process (its main thread runs the reactor; the store writes 
 each child process (the worker processes, multiprocessing's resource tracker), and the peak memory
 (VmHWM) of each process. A thread's CPU is its last sample, so the final half second may be missing.
 `--timeline S` also prints, for every S seconds of the crawl, how busy each of them was (100% is one
-core): where the cores sat idle, and who was waiting for whom.
+core): where the cores sat idle, and who was waiting for whom; and the crawl's memory then (the
+sum of its processes' RSS).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bench.run import PROJECT, feedloom_cmd, fresh_db, run_checked
 from bench.server import CorpusServer
 
 TICKS = os.sysconf("SC_CLK_TCK")
+RSS_LABEL = "RSS MB"
 
 
 def thread_cpu(pid: int) -> dict[int, float]:
@@ -55,6 +57,17 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def rss_mb(pid: int) -> float:
+    """A process's resident memory now (VmRSS), in MB; 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def peak_mb(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -72,18 +85,28 @@ def label(crawl_pid: int, pid: int, tid: int) -> str:
 
 
 def timeline(samples: list[tuple[float, dict[str, float]]], step: float) -> str:
-    """A Markdown table of each label's share of a core in every `step` seconds of the samples."""
+    """A Markdown table of each label's share of a core in every `step` seconds of the samples.
+
+    A label "RSS MB" in a sample is not CPU time but memory at that moment: it gets a column of its own.
+    """
+    memory = [spent.get(RSS_LABEL) for _, spent in samples]
+    samples = [(at, {k: v for k, v in spent.items() if k != RSS_LABEL}) for at, spent in samples]
     names = sorted({name for _, spent in samples for name in spent}, key=lambda n: -samples[-1][1].get(n, 0.0))
     names = [n for n in names if samples[-1][1].get(n, 0.0) >= 0.1]
-    lines = ["| seconds | " + " | ".join(names) + " | both cores |", "|---" * (len(names) + 2) + "|"]
+    has_memory = any(m is not None for m in memory)
+    lines = [
+        "| seconds | " + " | ".join(names) + " | both cores |" + (f" {RSS_LABEL} |" if has_memory else ""),
+        "|---" * (len(names) + 2 + has_memory) + "|",
+    ]
     previous_at, previous = 0.0, {}
-    for at, spent in samples:
-        if at - previous_at < step and (at, spent) != samples[-1]:
+    for index, (at, spent) in enumerate(samples):
+        if at - previous_at < step and index != len(samples) - 1:
             continue
         span = at - previous_at
         shares = [(spent.get(n, 0.0) - previous.get(n, 0.0)) / span for n in names]
         cells = " | ".join(f"{100 * share:.0f}%" for share in shares)
-        lines.append(f"| {previous_at:.0f}-{at:.0f} | {cells} | {50 * sum(shares):.0f}% |")
+        mb = f" {memory[index]:.0f} |" if has_memory and memory[index] is not None else (" |" if has_memory else "")
+        lines.append(f"| {previous_at:.0f}-{at:.0f} | {cells} | {50 * sum(shares):.0f}% |{mb}")
         previous_at, previous = at, spent
     return "\n".join(lines)
 
@@ -121,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             for (pid, tid), seconds in cpu.items():
                 name = label(crawl.pid, pid, tid)
                 spent[name] = spent.get(name, 0.0) + seconds
+            spent[RSS_LABEL] = sum(rss_mb(pid) for pid in (crawl.pid, *children(crawl.pid)))
             samples.append((time.monotonic() - started, spent))
             time.sleep(0.5)
         wall = time.monotonic() - started

@@ -222,7 +222,7 @@ def test_thread_report_accounts_for_the_crawl_and_its_worker(tmp_path, capsys):
     assert "crawl process, main thread (reactor)" in report
     assert "child process" in report  # the worker process
     assert "| all |" in report and "peak RSS MB" in report
-    assert "| both cores |" in report and "| 0-" in report
+    assert "| both cores | RSS MB |" in report and "| 0-" in report
 
 
 def test_timeline_gives_each_ones_share_of_a_core_per_step():
@@ -233,3 +233,12 @@ def test_timeline_gives_each_ones_share_of_a_core_per_step():
     assert table[0] == "| seconds | a | b | both cores |"
     assert table[2] == "| 0-2 | 75% | 25% | 50% |"
     assert table[3] == "| 2-3 | 50% | 100% | 75% |"
+
+
+def test_timeline_shows_the_memory_of_each_step_in_a_column_of_its_own():
+    from bench.threads import RSS_LABEL, timeline
+
+    samples = [(1.0, {"a": 0.5, RSS_LABEL: 80.0}), (2.0, {"a": 1.5, RSS_LABEL: 120.4})]
+    table = timeline(samples, 2.0).splitlines()
+    assert table[0] == f"| seconds | a | both cores | {RSS_LABEL} |"
+    assert table[2] == "| 0-2 | 75% | 38% | 120 |"
