@@ -313,6 +313,17 @@ _TRACKING_RE = _Caseless.compile(
     r"[^/?#]*feedsportal\.com/|www\.facebook\.com/tr|bat\.bing\.com/|hm\.baidu\.com/|"
     r"[^/?#]*\.cnzz\.com/|[^/?#]*amazon-adsystem\.com/|www\.assoc-amazon\.com/|medium\.com/_/stat)"
 )
+# What must end the authority of a URL _TRACKING_RE matches: each of its alternatives is a host
+# (or host pattern) followed by "/", with nothing but the authority before it. Most image URLs end
+# with none of them and need no run of the regex, which backtracks at every dot of the host.
+# tests/test_html.py checks _is_tracking_url against the regex.
+_TRACKING_HOST_ENDS = (
+    "feeds.feedburner.com", "feedproxy.google.com", "feeds.feedblitz.com", "stats.wordpress.com", "pixel.wp.com",
+    "google-analytics.com", "doubleclick.net", "scorecardresearch.com", "pixel.quantserve.com", "feedsportal.com",
+    "www.facebook.com", "bat.bing.com", "hm.baidu.com", ".cnzz.com", "amazon-adsystem.com", "www.assoc-amazon.com",
+    "medium.com",
+)
+_AUTHORITY_RE = re.compile(r"https?://([^/?#]*)")
 _ICON_RE = _Caseless.compile(
     r"(?:^|[/_.\-=])(?:icons?|avatars?|emojis?|emoticons?|favicons?|smilies|smiley|spacer|sprites?|"
     r"gravatar|blank|pixel)(?:[/_.\-]|\d|$)|gravatar\.com/|/wp-includes/images/"
@@ -480,7 +491,9 @@ def clean_html(
         dict.fromkeys(
             src
             for img in body.iter("img")
-            if (src := img.get("src") or "") and _is_meaningful_image(src, img.get("width"), img.get("height"))
+            # every <img> left passed _is_tracking in _fix_links, with this same src
+            if (src := img.get("src") or "")
+            and _is_meaningful_image(src, img.get("width"), img.get("height"), tracking_checked=True)
         )
     )
     return CleanHtml(html=cleaned, text=_text_of(body), bio=bio, images=images)
@@ -1025,12 +1038,21 @@ def _is_tracking(img: Any, src: str) -> bool:
     style = img.get("style")
     if style and _CSS_TINY_RE.search(style):
         return True
+    return _is_tracking_url(src)
+
+
+def _is_tracking_url(src: str) -> bool:
+    """_TRACKING_RE.match(src), with a cheap test first."""
+    if src.isascii():
+        authority = _AUTHORITY_RE.match(src.lower())
+        if authority is None or not authority.group(1).endswith(_TRACKING_HOST_ENDS):
+            return False
     return _TRACKING_RE.match(src)
 
 
-def _is_meaningful_image(src: str, width: str | None, height: str | None) -> bool:
+def _is_meaningful_image(src: str, width: str | None, height: str | None, *, tracking_checked: bool = False) -> bool:
     lowered = src.lower()
-    if not lowered.startswith(("http://", "https://")) or _TRACKING_RE.match(src):
+    if not lowered.startswith(("http://", "https://")) or (not tracking_checked and _is_tracking_url(src)):
         return False
     plain = _PLAIN_WEB_URL_RE.fullmatch(src)
     if plain:
@@ -1420,8 +1442,18 @@ def _text_of(root: Any) -> str:
             tail = el.tail
             if tail:
                 append(tail if pre else tail.replace("\n", " "))
-    text = "".join(out)
-    if not text.isascii():
-        text = _INVISIBLE_RE.sub("", text)
-    # split() and strip() fold and trim the same whitespace as the regex \s (Py_UNICODE_ISSPACE)
-    return "\n".join(filter(None, [" ".join(line.split()) for line in text.split("\n")]))
+    lines = [
+        # Already folded, most lines: printable means no whitespace but " " (every other
+        # whitespace character, like every invisible one, is a control or separator).
+        line if line.isprintable() and line[0] != " " and line[-1] != " " and "  " not in line else _fold_line(line)
+        for line in "".join(out).split("\n")
+        if line
+    ]
+    return "\n".join(filter(None, lines))
+
+
+def _fold_line(line: str) -> str:
+    if not line.isascii():
+        line = _INVISIBLE_RE.sub("", line)
+    # split() folds and trims the same whitespace as the regex \s (Py_UNICODE_ISSPACE)
+    return " ".join(line.split())

@@ -735,3 +735,40 @@ def test_references_to_forbidden_characters_neither_raise_nor_reach_the_output(h
     clean = clean_html(html, base_url="http://e.com/")
     assert "\x01" not in clean.html + clean.text and "\x02" not in clean.html + clean.text
     assert clean_html(clean.html, base_url="http://e.com/").html == clean.html
+
+
+TRACKING_HOSTS = st.sampled_from(
+    ["stats.wordpress.com", "STATS.WordPress.com", "x.stats.wordpress.com", "ssl.google-analytics.com", "ad.doubleclick.net",
+     "a.cnzz.com", "cnzz.com", "www.facebook.com", "medium.com", "feeds.feedburner.com", "img.example-cdn.com",
+     "user@pixel.wp.com", "pixel.wp.com:80", "\u212abat.bing.com", "hm.baidu.com.evil.net", ""]
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    st.sampled_from(["http://", "https://", "HTTPS://", "ftp://", "//", ""]),
+    TRACKING_HOSTS,
+    st.sampled_from(["/", "/~r/x/1", "/~f/", "/tr?id=1", "/_/stat?x", "/~/i/1", "?q", "#f", "", "/a.gif"]),
+)
+def test_is_tracking_url_agrees_with_the_regex(scheme: str, host: str, path: str) -> None:
+    url = scheme + host + path
+    assert html_module._is_tracking_url(url) == html_module._TRACKING_RE.match(url)
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        ("<p>a b</p><p>c</p>", "a b\nc"),
+        ("<p> a  b </p>", "a b"),
+        ("<p>a<b> </b></p><p>\xa0</p><p>x\u3000 y</p>", "a\nx y"),
+        ("<p>a\u200bb \u200b c</p>", "ab c"),
+        ("<p>\u200b</p><p>x&nbsp;&nbsp;y</p>", "x y"),
+        ("<pre>  a\n\n  b\t c</pre>", "a\nb c"),
+        ("<table><tr><td>a</td><td>b</td></tr></table>", "a b"),
+        ("<p>\u4e2d\u6587 <br> \u6587</p>", "\u4e2d\u6587\n\u6587"),
+    ],
+)
+def test_text_lines_are_folded_and_trimmed(html: str, expected: str) -> None:
+    assert extract_text(html) == expected
+    assert cleaned_text(html) == expected
+    assert clean_html(html).text == expected
