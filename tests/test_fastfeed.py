@@ -6,6 +6,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import crawler.parsers.feed as feed_module
 from bench.generate import generate_corpus
@@ -288,3 +290,12 @@ def test_add_tag_dedupes_like_feedparser() -> None:
         {"term": "a", "scheme": "s", "label": None},
         {"term": "b", "scheme": None, "label": "B"},
     ]
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x2FF) | st.characters(min_codepoint=0x4E00, max_codepoint=0x4E20) | st.characters(min_codepoint=0x80, max_codepoint=0xA0)))
+def test_has_c1_is_a_c1_search(text: str) -> None:
+    import re
+
+    from crawler.parsers.fastfeed import _has_c1
+
+    assert _has_c1(text) == (re.search("[\x80-\x9f]", text) is not None)

@@ -183,3 +183,19 @@ def test_links_urljoin_would_change_take_the_slow_way(url: str) -> None:
     from crawler.parsers.feed import _PLAIN_ABSOLUTE
 
     assert _PLAIN_ABSOLUTE.fullmatch(url) is None
+
+
+@pytest.mark.parametrize("body", [b"", b"<?xml version='1.0'?><rss/>", b" \t\r\n\x0b\x0c<?xml version='1.0'?><rss/>", b"\n<rss/>", b"  <?xm", b"\xa0<?xml?>"])
+def test_normalize_prolog_drops_only_whitespace_before_the_declaration(body: bytes) -> None:
+    from crawler.parsers.feed import _normalize_prolog
+
+    stripped = body.lstrip()
+    assert _normalize_prolog(body) == (stripped if stripped.startswith(b"<?xml") else body)
+
+
+@pytest.mark.parametrize("body", [b" ", b"\r\n\t\x0b\x0c"])
+def test_a_whitespace_body_is_an_empty_response(body: bytes) -> None:
+    from crawler.parsers.feed import FeedError
+
+    with pytest.raises(FeedError, match="empty response body"):
+        parse_feed(body, "https://columns.example/feed.xml")

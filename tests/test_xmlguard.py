@@ -102,3 +102,16 @@ def test_markup_caps_hold_whatever_the_body_length(body: bytes, refused: bool) -
             _check_markup(body)
     else:
         assert _check_markup(body) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"<r>&lt;p&gt;&amp;&#8217;&#x4EA7;</r>", b"<r>&lt;p&gt;&amp;&#8217;&#x4EA7;</r>"),  # nothing XML forbids: the same bytes
+        (b"<r>&#0;&#x1;&#9;&#xD800;&#1114112;</r>", b"<r>&#xFFFD;&#xFFFD;&#9;&#xFFFD;&#xFFFD;</r>"),
+    ],
+)
+def test_fix_char_refs_replaces_only_forbidden_references(body: bytes, expected: bytes) -> None:
+    from crawler.parsers.xmlguard import _fix_char_refs
+
+    assert _fix_char_refs(body) == expected

@@ -34,7 +34,8 @@ XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 # the prefix: only declarations with its own names, on the root element, leave names alone.
 _DECLARATIONS = {"content": CONTENT, "dc": DC, "media": MEDIA, "sy": SY, "atom": ATOM, "wfw": WFW, "slash": SLASH}
 _FIRST_ELEMENT = re.compile(rb"<\w")
-_C1 = re.compile("[\x80-\x9f]")
+# Every byte but the C1 controls: what is left of a text's Latin-1 bytes after deleting these is its C1 controls.
+_NOT_C1 = bytes(i for i in range(256) if not 0x80 <= i <= 0x9F)
 _ENTITY_LIKE = re.compile("&([A-Za-z0-9_]+);")
 _TEXT_TYPES = ("text/plain", "text/html")
 # feedparser's _sync_author_detail pattern for an email inside an author string
@@ -149,7 +150,12 @@ def _fixed(text: str) -> str:
         text = text.encode("iso-8859-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         pass
-    return text.translate(_cp1252) if _C1.search(text) else text
+    return text.translate(_cp1252) if _has_c1(text) else text
+
+
+def _has_c1(text: str) -> bool:
+    """Whether text holds a C1 control (U+0080-U+009F): two passes in C, several times faster than a regex on CJK text."""
+    return bool(text.encode("latin-1", "ignore").translate(None, _NOT_C1))
 
 
 def _attributes(el: Any) -> dict[str, str]:

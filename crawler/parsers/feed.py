@@ -28,6 +28,7 @@ class FeedError(ValueError):
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._-]+)", re.I)
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", re.I | re.S)
 _UTF8_BOM = b"\xef\xbb\xbf"
+_LEADING_SPACE = re.compile(rb"\s*")  # the bytes bytes.lstrip() removes
 # feedparser flags these, but the feed is read correctly all the same.
 _HARMLESS = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
 # Bodies no parser should be asked to read as a feed, and what to call them in the error.
@@ -41,7 +42,7 @@ _BINARY_TYPES = ("image/", "audio/", "video/", "font/")
 def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> RawFeed:
     """Parse one fetched feed. Raises FeedError when nothing in it can be used."""
     headers = {k.lower(): v for k, v in (headers or {}).items()}
-    if not body or not body.strip():
+    if not body or body.isspace():  # isspace stops at the first other byte; strip() would copy the body
         raise FeedError("empty response body")
     if looks_like_json(body, headers.get("content-type", "")):
         return parse_json_feed(body, url)
@@ -233,8 +234,8 @@ def _declare_utf8(body: bytes) -> bytes:
 
 def _normalize_prolog(body: bytes) -> bytes:
     """Whitespace before <?xml breaks strict parsers: the declaration must come first (the BOM is gone by now)."""
-    stripped = body.lstrip()
-    return stripped if stripped.startswith(b"<?xml") else body
+    start = _LEADING_SPACE.match(body).end()  # type: ignore[union-attr]  # matches everywhere; no copy of the body
+    return body[start:] if start and body.startswith(b"<?xml", start) else body
 
 
 def to_raw_feed(parsed: Any, url: str, body: bytes, doc_base: str) -> RawFeed:

@@ -140,7 +140,8 @@ def _fix_char_refs(body: bytes) -> bytes:
     expat refuses them, and feedparser's fallback parser then crashes on them (chr() of a
     surrogate cannot be encoded, chr() past 0x10FFFF raises).
     """
-    if b"&#" not in body:
+    # The pattern starts with "&#" and finds it faster than `in` does among the many "&lt;" of escaped HTML.
+    if _SUSPECT_CHAR_REF.search(body) is None:
         return body
     bad = False
 
