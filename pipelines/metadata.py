@@ -916,6 +916,12 @@ def split_author(value: str | None) -> tuple[str | None, str | None]:
     """(name, email) from an author string: "Name", "a@b.c (Name)", "Name <a@b.c>", "a@b.c", "(Name)"."""
     if not value:
         return None, None
+    return _split_author(value)
+
+
+@lru_cache(maxsize=1024)
+def _split_author(value: str) -> tuple[str | None, str | None]:
+    # a feed's entries name the same few columnists over and over
     text = _ENTITY_RE.sub(_unescape_one, value) if "&" in value else value
     email: str | None = None
     m = _ANGLE_EMAIL_RE.search(text)
@@ -1032,6 +1038,7 @@ _MIN_CJK_TO_OVERRIDE = 5
 _MIN_HAN_JA_TO_ZH = 50
 
 
+@lru_cache(maxsize=256)
 def _normalize_language_tag(tag: str | None) -> str | None:
     if not tag:
         return None
