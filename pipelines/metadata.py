@@ -667,6 +667,10 @@ _PERCENT_RE = re.compile(r"%[0-9A-Fa-f]{2}")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 _QUERY_SAFE = _PATH_SAFE + "?"
+# What quote() leaves alone with each `safe`: its always-safe characters plus those.
+_QUOTE_LEAVES: Mapping[str, re.Pattern[str]] = MappingProxyType(
+    {safe: re.compile(f"[A-Za-z0-9_.~{re.escape(safe)}-]*") for safe in (_PATH_SAFE, _QUERY_SAFE)}
+)
 _HOST_RE = re.compile(r"[a-z0-9_-]{1,63}(?:\.[a-z0-9_-]{1,63})*")
 
 
@@ -780,6 +784,8 @@ def _normalize_component(text: str, safe: str) -> str:
     if "%" in text:
         text = _LONE_PERCENT_RE.sub("%25", text)
         text = _PERCENT_RE.sub(_percent_canonical, text)
+    if _QUOTE_LEAVES[safe].fullmatch(text):  # most paths and parameters: quote() would give them back as they are
+        return text
     return quote(text, safe=safe)  # raises UnicodeEncodeError on lone surrogates
 
 

@@ -656,3 +656,17 @@ def test_normalize_metadata_reads_a_repeated_date_as_it_reads_each(fetched_at: s
         assert entry.published_at == normalize_date(date, now=now)
         assert entry.updated_at == normalize_date(date, now=now)
     assert entry.published_raw == (date if date and normalize_date(date, now=now) is None else None)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F) | st.sampled_from(["é", "中", "\ud800"]), max_size=12), st.booleans())
+def test_quote_leaves_exactly_what_the_fast_check_lets_through(text: str, query: bool) -> None:
+    from urllib.parse import quote
+
+    from pipelines import metadata
+
+    safe = metadata._QUERY_SAFE if query else metadata._PATH_SAFE
+    try:
+        quoted = quote(text, safe=safe)
+    except UnicodeEncodeError:
+        quoted = None
+    assert (quoted == text) == bool(metadata._QUOTE_LEAVES[safe].fullmatch(text))
