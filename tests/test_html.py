@@ -772,3 +772,14 @@ def test_text_lines_are_folded_and_trimmed(html: str, expected: str) -> None:
     assert extract_text(html) == expected
     assert cleaned_text(html) == expected
     assert clean_html(html).text == expected
+
+
+@pytest.mark.parametrize("tag", ["div", "b", "p", "table", "pre", "span"])
+def test_deep_nesting_neither_raises_nor_loses_text(tag: str) -> None:
+    # The text, whitespace and empty-element walks recurse: libxml2 stops nesting at 256 levels
+    # (and drops what is deeper).
+    html = f"<{tag}>x " * 3000
+    clean = clean_html(html)
+    assert clean.text.count("x") >= 250
+    assert extract_text(html).count("x") >= 250
+    assert normalize_html(clean.html) == clean.html
