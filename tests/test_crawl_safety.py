@@ -119,3 +119,41 @@ def test_the_exit_status_says_when_a_crawl_failed(tmp_path, monkeypatch, row, co
     monkeypatch.setattr(crawler.cli, "_crawl", lambda db, **kwargs: row)
     result = CliRunner().invoke(crawler.cli.main, ["crawl", "--db", str(tmp_path / "f.db")])
     assert result.exit_code == code
+
+
+def test_start_hands_over_the_next_feed_only_when_the_scheduler_ran_dry():
+    """Scrapy queues start requests as fast as they come: 5,000 waiting requests held some 20 MB."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from scrapy import signals
+
+    from crawler.spiders.feeds import FeedsSpider
+
+    async def scenario() -> list[str]:
+        busy = True
+        empty = asyncio.Event()
+        waited: list[object] = []
+
+        async def wait_for(signal: object) -> None:
+            waited.append(signal)
+            await empty.wait()
+            empty.clear()
+
+        spider = FeedsSpider(feeds=[{"id": n, "url": f"http://example.com/{n}.xml"} for n in range(3)])
+        spider.crawler = SimpleNamespace(
+            engine=SimpleNamespace(needs_backout=lambda: busy), signals=SimpleNamespace(wait_for=wait_for)
+        )
+        requests = spider.start()
+        seen: list[str] = []
+        nxt = asyncio.ensure_future(anext(requests))
+        await asyncio.sleep(0.05)
+        assert not nxt.done() and waited == [signals.scheduler_empty]  # the downloader is full: nothing handed over
+        busy = False
+        empty.set()
+        seen.append((await nxt).url)
+        seen += [(await anext(requests)).url for _ in range(2)]  # room again: the rest without waiting
+        assert len(waited) == 1
+        return seen
+
+    assert asyncio.run(scenario()) == [f"http://example.com/{n}.xml" for n in range(3)]
