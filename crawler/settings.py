@@ -127,6 +127,9 @@ FEEDLOOM_HTML_RULES = ""
 # 1 GiB of memory; none otherwise). 0 does
 # everything in the crawl process, which custom item pipelines replacing ours need.
 FEEDLOOM_WORKERS = "auto"
+# glibc malloc arenas for the crawl process's threads (reactor, store writer, DNS): glibc allows 8 per
+# core, and the memory each one holds on to adds up. 0 leaves glibc's default.
+FEEDLOOM_MALLOC_ARENAS = 2
 # Show a progress line on a terminal.
 FEEDLOOM_PROGRESS = True
 # Scheduling: bounds of the adaptive check interval, and the failure backoff, in seconds.

