@@ -189,7 +189,6 @@ _SPECIAL = frozenset(
     "ol p pre source table tbody td tfoot th thead tr ul br".split()
 )
 _HEADINGS = frozenset("h1 h2 h3 h4 h5 h6".split())
-_BLOCK_OR_BREAK = _BLOCK | {"br"}
 # Where _reopens stops looking for an open <li>, or <dd>/<dt>, to close.
 _LI_STOPS = _SPECIAL - {"div", "p", "li"}
 _DD_STOPS = _SPECIAL - {"div", "p", "dd", "dt"}
@@ -1302,31 +1301,22 @@ def _has_text(value: str | None) -> bool:
 
 def _remove_empty(body: Any) -> bool:
     """Remove elements with no text and no media; False when nothing visible is left at all."""
-    return _prune(body, is_body=True)
-
-
-def _prune(el: Any, *, is_body: bool = False) -> bool:
-    """Whether el has content once the empty elements in it are gone; el goes too when it has none.
-
-    Children are pruned last to first, each after what it holds (reversed document order): a
-    removed element's tail joins its previous sibling's before that sibling is judged.
-    """
-    held = False
-    for child in reversed(el):
-        # a comment (the parser removes them) counts as content; a <br> stays without any
-        if not isinstance(child.tag, str) or _prune(child):
-            held = True
-    tag = el.tag
-    if tag == "video" or tag == "audio":
-        content = bool(el.get("src")) or any(True for _ in el.iter("source"))
-    else:
-        content = held or tag in _KEEP_EMPTY or _has_text(el.text) or any(_has_text(child.tail) for child in el)
-    if not content and not is_body and tag != "br":
-        if tag not in _BLOCK and _text_content(el):
-            # an inline element holding only a space: keep the space between its neighbours
-            el.tail = " " + (el.tail or "")
-        _drop(el)
-    return content
+    has_content: dict[Any, bool] = {}
+    for el in reversed(list(body.iter(etree.Element))):
+        tag = el.tag
+        if tag in ("video", "audio"):
+            content = bool(el.get("src")) or any(True for _ in el.iter("source"))
+        else:
+            content = tag in _KEEP_EMPTY or _has_text(el.text) or any(
+                has_content.get(child, True) or _has_text(child.tail) for child in el
+            )
+        has_content[el] = content
+        if not content and el is not body and tag != "br":
+            if tag not in _BLOCK and _text_content(el):
+                # an inline element holding only a space: keep the space between its neighbours
+                el.tail = " " + (el.tail or "")
+            _drop(el)
+    return has_content[body]
 
 
 def _unwrap_wrappers(body: Any) -> None:
@@ -1359,53 +1349,51 @@ def _may_nest(parent: str, child: str) -> bool:
 
 def _fold_whitespace(body: Any) -> None:
     """Fold whitespace runs to one space outside <pre>; drop spaces a browser would not show."""
+    in_pre: set[Any] = set()
     for pre in body.iter("pre"):
+        in_pre.update(pre.iterdescendants())
         if pre.text:
             # an HTML5 parser drops one newline right after <pre>: leave none there to drop
             pre.text = pre.text.lstrip("\n") or None
-    _fold_inside(body, True)
-
-
-def _fold_inside(el: Any, block: bool) -> None:
-    """Fold the text of el (not a <pre>, nor inside one), then its children and their tails.
-
-    Each text is written once, final: a space before a block or <br> (the next sibling's, or
-    the first child's) is trimmed here, where the walk already holds that element. A
-    recursion, like _text_of's.
-    """
-    children = list(el)
-    # Text is written back only when it changed: lxml makes a new text node on every write.
-    text = el.text
-    if text:
-        folded = _fold_html_space(text)
-        if block:
-            folded = folded.lstrip(" ")
-        if not children:
-            if block:
-                folded = folded.rstrip(" ")
-        elif folded.endswith(" ") and children[0].tag in _BLOCK_OR_BREAK:
-            folded = folded.rstrip(" ")
-        if folded != text:
-            el.text = folded or None
-    last = len(children) - 1
-    for i, child in enumerate(children):
-        tag = child.tag
-        tail = child.tail
-        if not isinstance(tag, str):
-            # a comment (the parser removes them): only a block after it trims its tail
-            if tail and tail.endswith(" ") and i < last and children[i + 1].tag in _BLOCK_OR_BREAK:
-                child.tail = tail.rstrip(" ") or None
+    # Pre-order: when an element is visited, the text before it (its previous sibling's tail or
+    # its parent's text) has already been folded, so trimming it here is final.
+    for el in body.iter(etree.Element):
+        if in_pre and el in in_pre:
             continue
-        if tag != "pre" and (child.text or len(child)):
-            _fold_inside(child, tag in _BLOCK)
+        # Text is written back only when it changed: lxml makes a new text node on every write.
+        tag = el.tag
+        block = tag in _BLOCK
+        text = el.text
+        if text and tag != "pre":
+            folded = _fold_html_space(text)
+            if block:
+                folded = folded.lstrip(" ")
+                if len(el) == 0:
+                    folded = folded.rstrip(" ")
+            if folded != text:
+                el.text = folded or None
+        if el is body:
+            continue
+        if block or tag == "br":
+            previous = el.getprevious()
+            if previous is not None:
+                before = previous.tail
+                if before and before.endswith(" "):
+                    previous.tail = before.rstrip(" ") or None
+            else:
+                parent = el.getparent()
+                before = parent.text
+                if before and before.endswith(" ") and parent.tag != "pre":
+                    parent.text = before.rstrip(" ") or None
+        tail = el.tail
         if tail:
             folded = _fold_html_space(tail)
-            if tag in _BLOCK_OR_BREAK:
+            if block or tag == "br":
                 folded = folded.lstrip(" ")
-            if folded.endswith(" ") and (block if i == last else children[i + 1].tag in _BLOCK_OR_BREAK):
+            if folded.endswith(" ") and el.getnext() is None and el.getparent().tag in _BLOCK:
                 folded = folded.rstrip(" ")
             if folded != tail:
-                child.tail = folded or None
+                el.tail = folded or None
 
 
 def _fold_html_space(text: str) -> str:

@@ -776,7 +776,7 @@ def test_text_lines_are_folded_and_trimmed(html: str, expected: str) -> None:
 
 @pytest.mark.parametrize("tag", ["div", "b", "p", "table", "pre", "span"])
 def test_deep_nesting_neither_raises_nor_loses_text(tag: str) -> None:
-    # The text, whitespace and empty-element walks recurse: libxml2 stops nesting at 256 levels
+    # The text walk recurses (as _last_line does): libxml2 stops nesting at 256 levels
     # (and drops what is deeper).
     html = f"<{tag}>x " * 3000
     clean = clean_html(html)
