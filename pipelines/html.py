@@ -331,6 +331,9 @@ _ICON_RE = _Caseless.compile(
     r"(?:^|[/_.\-=])(?:icons?|avatars?|emojis?|emoticons?|favicons?|smilies|smiley|spacer|sprites?|"
     r"gravatar|blank|pixel)(?:[/_.\-]|\d|$)|gravatar\.com/|/wp-includes/images/"
 )
+# One of these is in every path _ICON_RE finds ("emoticon", "favicon" hold "icon"; "gravatar"
+# holds "avatar"); tests/test_html.py checks _is_icon_path against the regex.
+_ICON_WORDS = ("icon", "avatar", "emoji", "smil", "spacer", "sprite", "blank", "pixel", "/wp-includes/images/")
 _EMOJI_SRC_RE = _Caseless.compile(r"s\.w\.org/images/core/emoji/|/wp-includes/images/smilies/")
 _CSS_TINY_RE = re.compile(r"(?:^|;)\s*(?:width|height)\s*:\s*[01](?:\.0+)?(?:px)?\s*(?:;|$)|display\s*:\s*none", re.I)
 _DIMENSION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:px)?\s*$", re.IGNORECASE)
@@ -690,8 +693,11 @@ def _drop_widgets(body: Any, compiled: _Compiled) -> None:
                 continue
         if ids and el.get("id") in ids:
             doomed.append(el)
-        elif attributes and not attributes.isdisjoint(el.attrib):
-            doomed.append(el)
+            continue
+        for name in attributes:  # a get each: el.attrib would build a proxy and a list of names
+            if el.get(name) is not None:
+                doomed.append(el)
+                break
     if compiled.remove is not None:
         doomed.extend(el for el in compiled.remove(body) if el is not body)
     for el in doomed:
@@ -1030,6 +1036,8 @@ def _clean_srcset(value: str, base: str | None) -> str | None:
 def _dimension(value: str | None) -> float | None:
     if not value:
         return None
+    if value.isascii() and value.isdigit():
+        return float(value)  # what the regex takes from most values ("800"), without it
     match = _DIMENSION_RE.match(value)
     return float(match.group(1)) if match else None
 
@@ -1065,10 +1073,22 @@ def _is_meaningful_image(src: str, width: str | None, height: str | None, *, tra
             path = urlsplit(src).path
         except ValueError:
             return False
-    if _ICON_RE.search(path) or "gravatar.com/" in lowered:
+    if _is_icon_path(path) or "gravatar.com/" in lowered:
         return False
     w, h = _dimension(width), _dimension(height)
     return not ((w is not None and w < _MIN_IMAGE_SIDE) or (h is not None and h < _MIN_IMAGE_SIDE))
+
+
+def _is_icon_path(path: str) -> bool:
+    """_ICON_RE.search(path), with a cheap test first: the regex finds none of _ICON_WORDS."""
+    if path.isascii():
+        lowered = path.lower()
+        for word in _ICON_WORDS:
+            if word in lowered:
+                break
+        else:
+            return False
+    return _ICON_RE.search(path)
 
 
 def _replace_emoji(img: Any) -> None:

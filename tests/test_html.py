@@ -783,3 +783,23 @@ def test_deep_nesting_neither_raises_nor_loses_text(tag: str) -> None:
     assert clean.text.count("x") >= 250
     assert extract_text(html).count("x") >= 250
     assert normalize_html(clean.html) == clean.html
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(
+        st.sampled_from(["/", "_", ".", "-", "=", "1", "a", "Icon", "icons", "emoticon", "FAVICON", "avatar", "gravatar.com/",
+                         "smilies", "smiley", "sprite", "spacer", "blank", "pixel", "emoji", "/wp-includes/images/", "\u212a", "photo"]),
+        max_size=6,
+    ).map("".join)
+)
+def test_is_icon_path_agrees_with_the_regex(path: str) -> None:
+    assert html_module._is_icon_path(path) == html_module._ICON_RE.search(path)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("800", 800.0), ("007", 7.0), (" 50px ", 50.0), ("1.5", 1.5), ("\u0661\u0662", 12.0), ("\u00b2", None), ("auto", None), ("", None)],
+)
+def test_dimension(value: str, expected: float | None) -> None:
+    assert html_module._dimension(value) == expected
