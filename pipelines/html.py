@@ -561,16 +561,19 @@ def _clean(
     # same object back on each walk instead of building one per element and walk.
     proxies = list(body.iter())  # noqa: F841 - held, not read
     compiled = _compile(rules)
-    base = _usable_base(base_url)
-    _drop_widgets(body, compiled)
-    _unwrap_disallowed(body)
-    bio, _ = _move_bio(body, compiled)
-    for el in list(body.iter("img", "iframe", "source", "video", "audio")):
-        _fix_lazy(el, compiled)
-        if el.tag == "img":
-            _replace_emoji(el)
-    _fix_links(body, base, compiled)
-    _fix_nesting(body)
+    bio = None
+    # A <body> with text only (most summaries) has no widget, bio, image, link or nesting for
+    # the steps below to find: only a widget rule on <body> itself could match it.
+    if len(body) or len(body.attrib) or "body" in compiled.remove_tags:
+        _drop_widgets(body, compiled)
+        _unwrap_disallowed(body)
+        bio, _ = _move_bio(body, compiled)
+        for el in list(body.iter("img", "iframe", "source", "video", "audio")):
+            _fix_lazy(el, compiled)
+            if el.tag == "img":
+                _replace_emoji(el)
+        _fix_links(body, _usable_base(base_url), compiled)
+        _fix_nesting(body)
     if not _remove_empty(body):
         return "", bio, None
     _unwrap_wrappers(body)

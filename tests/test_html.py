@@ -803,3 +803,19 @@ def test_is_icon_path_agrees_with_the_regex(path: str) -> None:
 )
 def test_dimension(value: str, expected: float | None) -> None:
     assert html_module._dimension(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("summary", "expected"),
+    [
+        ("本文由 @张三 原创发布于人人都是产品经理。未经许可，禁止转载", ""),  # boilerplate, even as bare text
+        ("  hello \t  world \n", "hello world"),
+        ("作者简介：张三，产品经理", "作者简介：张三，产品经理"),  # a bio marker needs a paragraph of its own
+        ("\u3000\xa0", ""),
+        ("a\u200bb", "ab"),
+    ],
+)
+def test_text_only_summaries(summary: str, expected: str) -> None:
+    # a <body> holding only text skips the steps that look for elements
+    assert cleaned_text(summary) == expected
+    assert clean_html(summary).text == expected
