@@ -548,7 +548,7 @@ def find_cover_image(html: str | bytes | None, *, base_url: str | None = None) -
 
 
 def _clean(
-    html: str | bytes | None, base_url: str | None, rules: HtmlRules, *, serialize: bool = True
+    html: str | bytes | None, base_url: str | None, rules: HtmlRules, *, serialize: bool = True, again: bool = True
 ) -> tuple[str, str | None, Any]:
     """The sanitized HTML, the bio, and the cleaned tree the HTML was serialized from.
 
@@ -594,7 +594,18 @@ def _clean(
     serialized = etree.tostring(body, encoding="unicode", method="html", with_tail=False)
     inner = serialized[len("<body>") : -len("</body>")]
     cleaned: str = _cleaner().clean(inner) if inner else ""
+    if again and _lost_urls(inner, cleaned):
+        # nh3 refused a URL our checks let through (a host the URL standard forbids, like "a b.com" or
+        # "a<b.com"), leaving a link to nowhere or an image of nothing that another pass would unwrap
+        # or drop. Make that pass now: cleaning must give the same HTML when it runs on its own output.
+        cleaned, more, body = _clean(cleaned, base_url, rules, serialize=serialize, again=False)
+        bio = "\n".join(part for part in (bio, more) if part) or None
     return cleaned, bio, body
+
+
+def _lost_urls(before: str, after: str) -> bool:
+    """Whether nh3 dropped a URL attribute: fewer href= or src= in its output than in what it was given."""
+    return after.count(" href=") < before.count(" href=") or after.count(" src=") < before.count(" src=")
 
 
 _CHAR_REF_RE = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
