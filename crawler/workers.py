@@ -269,6 +269,6 @@ def _exit_with(crawl_pid: int) -> None:
 
 def _warm_up() -> None:
     # Import the heavy modules before the first feed arrives.
-    import pipelines.html  # noqa: F401
-    import pipelines.metadata  # noqa: F401
-    import pipelines.stages  # noqa: F401
+    import pipelines.html
+    import pipelines.metadata
+    import pipelines.stages  # noqa: F401 - imported for its side effect: loaded before the first feed

@@ -106,7 +106,8 @@ class HtmlPipeline:
         path = crawler.settings.get("FEEDLOOM_HTML_RULES")
         if not path:
             return cls()
-        from pipelines.html import load_html_rules  # a broken rules file fails here, before any fetch
+        # A broken rules file fails here, before any fetch.
+        from pipelines.html import load_html_rules
 
         return cls(load_html_rules(path))
 

@@ -334,7 +334,8 @@ def _readability_body(root: lxml.html.HtmlElement, base: str) -> lxml.html.HtmlE
     count = sum(1 for _ in root.iter())
     if count > FALLBACK_MAX_ELEMENTS:
         raise ExtractError(f"no article body found: {count} elements is too many for the generic extractor")
-    from readability import Document  # only pages without a recipe need it, and looks_like_summary runs per entry
+    # Imported here: only pages without a recipe need it, and this module loads for every entry.
+    from readability import Document
 
     try:
         summary = Document(copy.deepcopy(root), url=base).summary(html_partial=True)

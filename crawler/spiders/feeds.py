@@ -73,7 +73,8 @@ class FeedsSpider(scrapy.Spider):
         spider.feed_rows = [{k: row.get(k) for k in _FEED_FIELDS} for row in spider.feed_rows]
         rules_path = settings.get("FEEDLOOM_HTML_RULES")
         if rules_path:
-            from pipelines.html import load_html_rules  # a broken rules file fails here, before any fetch
+            # A broken rules file fails here, before any fetch.
+            from pipelines.html import load_html_rules
 
             spider.html_rules = load_html_rules(rules_path)
         spider.pool = ParsePool(auto_workers(settings.get("FEEDLOOM_WORKERS"), len(spider.feed_rows)))
