@@ -6,9 +6,10 @@ import random
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import crawler.parsers.fastfeed as fastfeed
 import crawler.parsers.feed as feed_module
 from bench.generate import generate_corpus
 from crawler.items import RawFeed
@@ -299,3 +300,47 @@ def test_has_c1_is_a_c1_search(text: str) -> None:
     from crawler.parsers.fastfeed import _has_c1
 
     assert _has_c1(text) == (re.search("[\x80-\x9f]", text) is not None)
+
+
+# -- feedparser's small rules, restated so that the fast path never imports feedparser --------------
+
+
+def test_the_restated_tables_are_feedparsers() -> None:
+    from feedparser.html import _cp1252
+    from feedparser.mixin import _FeedParserMixin
+    from feedparser.sanitizer import _HTMLSanitizer
+    from feedparser.urls import _urifixer
+
+    assert fastfeed._cp1252 == _cp1252
+    assert fastfeed._urifixer.pattern == _urifixer.pattern
+    assert fastfeed._HTML_TYPES == set(_FeedParserMixin.html_types)
+    assert fastfeed._ACCEPTABLE_ELEMENTS == set(_HTMLSanitizer.acceptable_elements)
+
+
+@pytest.mark.parametrize("given", ["text", "TEXT", "plain", "html", "xhtml", "text/html", "application/xhtml+xml", "image/png", ""])
+def test_map_content_type_is_feedparsers(given: str) -> None:
+    from feedparser.mixin import _FeedParserMixin
+
+    assert fastfeed.map_content_type(given) == _FeedParserMixin.map_content_type(given)
+
+
+@given(st.text(alphabet=st.sampled_from(list("<>/&#;ab pdivscript1ampltxyzé")), max_size=40))
+@settings(max_examples=400, deadline=None)
+def test_looks_like_html_is_feedparsers(text: str) -> None:
+    from feedparser.mixin import _FeedParserMixin
+
+    assert fastfeed.looks_like_html(text) == bool(_FeedParserMixin.looks_like_html(text))
+
+
+def test_a_feed_the_fast_path_reads_never_imports_feedparser() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from crawler.parsers.feed import parse_feed;"
+        "f = parse_feed(b'<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>t</title>"
+        "<item><title>a</title><link>https://example.com/a</link></item></channel></rss>', 'https://example.com/feed', {});"
+        "print(len(f.entries), 'feedparser' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["1", "False"]
