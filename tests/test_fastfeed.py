@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import crawler.parsers.fastfeed as fastfeed
 import crawler.parsers.feed as feed_module
 from bench.generate import generate_corpus
 from crawler.items import RawFeed
+from crawler.parsers import fastfeed
 from crawler.parsers.fastfeed import fast_parse
 from crawler.parsers.feed import FeedError, parse_feed, parse_with_feedparser, prepare_xml
 from crawler.parsers.jsonfeed import looks_like_json

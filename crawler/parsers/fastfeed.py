@@ -39,12 +39,17 @@ _urifixer = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")
 _HTML_TYPES = frozenset({"application/xhtml+xml", "text/html"})
 # feedparser.sanitizer._HTMLSanitizer.acceptable_elements, which looks_like_html allows
 _ACCEPTABLE_ELEMENTS = frozenset(
-    "a abbr acronym address area article aside audio b big blockquote br button canvas caption center cite"
-    " code col colgroup command datagrid datalist dd del details dfn dialog dir div dl dt em event-source"
-    " fieldset figcaption figure font footer form h1 h2 h3 h4 h5 h6 header hr i img input ins kbd keygen"
-    " label legend li m map menu meter multicol nav nextid noscript ol optgroup option output p pre progress"
-    " q s samp section select small sound source spacer span strike strong sub sup table tbody td textarea"
-    " tfoot th thead time tr tt u ul var video".split()
+    {
+        "a", "abbr", "acronym", "address", "area", "article", "aside", "audio", "b", "big", "blockquote",
+        "br", "button", "canvas", "caption", "center", "cite", "code", "col", "colgroup", "command",
+        "datagrid", "datalist", "dd", "del", "details", "dfn", "dialog", "dir", "div", "dl", "dt", "em",
+        "event-source", "fieldset", "figcaption", "figure", "font", "footer", "form", "h1", "h2", "h3",
+        "h4", "h5", "h6", "header", "hr", "i", "img", "input", "ins", "kbd", "keygen", "label", "legend",
+        "li", "m", "map", "menu", "meter", "multicol", "nav", "nextid", "noscript", "ol", "optgroup",
+        "option", "output", "p", "pre", "progress", "q", "s", "samp", "section", "select", "small", "sound",
+        "source", "spacer", "span", "strike", "strong", "sub", "sup", "table", "tbody", "td", "textarea",
+        "tfoot", "th", "thead", "time", "tr", "tt", "u", "ul", "var", "video",
+    }
 )
 _CLOSE_TAG_RE = re.compile(r"</(\w+)>")
 _ENTITY_REF_RE = re.compile(r"&#?\w+;")
