@@ -611,13 +611,20 @@ class StorePipeline:
                 self._flush()
                 self._drain(0)
             except Exception as exc:
+                # Batches queued behind the failed one still run on the writer thread, on the same
+                # connection and counts: let them finish before this thread writes the crawl's row.
+                self._stop_writer()
                 self._fail_crawl(exc)
                 raise
             self.store.finish_crawl(self.crawl_id, self.counts)
         finally:
-            if self._writer is not None:
-                self._writer.shutdown(wait=True)
+            self._stop_writer()
             self.store.close()
+
+    def _stop_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
 
     def _fail_crawl(self, exc: Exception) -> None:
         """Mark the crawl `failed`, with the reason among its errors: the database refused a batch even item by item."""

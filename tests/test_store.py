@@ -366,3 +366,38 @@ def test_the_migration_replaces_the_columnist_index_of_an_older_database(tmp_pat
         assert "idx_entries_columnist_id_published_at" in names and "idx_entries_columnist_id" not in names
     finally:
         store.close()
+
+
+def test_the_failed_crawl_is_recorded_after_the_batches_still_queued_have_run(tmp_path, monkeypatch):
+    import time
+
+    from pipelines.store import StorePipeline
+
+    db = tmp_path / "p.db"
+    Store.open(db).add_feed("https://feed1.com/")
+    events: list[str] = []
+    calls = iter(range(100))
+
+    def writes(self, batch, counts, crawl_id=None):
+        first = next(calls) == 0
+        time.sleep(0.2)  # the error surfaces at close_spider, with two batches queued behind it
+        if first:
+            raise sqlite3.OperationalError("disk I/O error")
+        events.append("batch written")
+
+    real_finish = Store.finish_crawl
+
+    def finish(self, crawl_id, counts, status="finished"):
+        events.append(f"crawl {status}")
+        real_finish(self, crawl_id, counts, status)
+
+    monkeypatch.setattr(Store, "write_batch_or_items", writes)
+    monkeypatch.setattr(Store, "finish_crawl", finish)
+    monkeypatch.setattr(StorePipeline, "MAX_QUEUED", 5)
+    pipeline = StorePipeline(str(db), batch_size=1)
+    pipeline.open_spider()
+    for n in range(3):
+        pipeline.process_item(item(make_entry(url=f"https://e.com/{n}"), 1))
+    with pytest.raises(sqlite3.OperationalError):
+        pipeline.close_spider()
+    assert events == ["batch written", "batch written", "crawl failed"]
