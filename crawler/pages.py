@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -27,8 +27,14 @@ def page_reason(
     feed_full_content: int | None,
     recipe: Recipe | None,
     known: Mapping[str, Any] | None,
+    text: Callable[[], str | None] | None = None,
 ) -> str | None:
-    """Why the entry's page should be fetched now, or None to store the feed's content as it is."""
+    """Why the entry's page should be fetched now, or None to store the feed's content as it is.
+
+    `text`, when given, returns the body's cleaned text (`Entry.content_text`, None when normalizing
+    failed); it is called only when the summary check is reached, and spares that check a parse of
+    the raw body (`looks_like_summary`).
+    """
     if not raw.link or urlsplit(raw.link).scheme not in ("http", "https"):
         return None
     if feed_full_content == 0:
@@ -42,7 +48,7 @@ def page_reason(
         return f"the {recipe.name} recipe asks for the page"
     from crawler.parsers.article import looks_like_summary
 
-    if looks_like_summary(raw.content, raw.summary):
+    if looks_like_summary(raw.content, raw.summary, text=text() if text is not None else None):
         return "the feed carries only a summary"
     return None
 

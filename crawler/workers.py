@@ -23,7 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from crawler.items import EntryItem, FeedFetch
+from crawler.items import Entry, EntryItem, FeedFetch
 from crawler.outcome import Response, decide_feed_response
 from crawler.pages import feed_side_hash, page_reason
 from crawler.recipes import Recipe, recipe_for
@@ -76,10 +76,6 @@ class Routed:
 
 def work_feed(job: FeedJob) -> tuple[list[Routed], FeedFetch]:
     """The feed's entries, each routed (page or not) and normalized when no page is needed; its fetch record."""
-    from pipelines.stages import (
-        normalize_entry,  # the stages import the html and metadata modules: heavy
-    )
-
     *items, fetch = decide_feed_response(
         job.feed, job.response, fetched_at=job.fetched_at, duration_ms=job.duration_ms
     )
@@ -88,22 +84,51 @@ def work_feed(job: FeedJob) -> tuple[list[Routed], FeedFetch]:
     for item in items:
         assert isinstance(item, EntryItem)
         raw = item.raw
-        feed_hash = feed_side_hash(raw)
         known = job.known_hashes.get(raw.guid or raw.link or "")
+        # Normalized at most once: for the summary check when page_reason reaches it (the cleaned
+        # text spares it a parse of the raw body), else after, when no page is needed.
+        normalized = _Normalized(item, job.rules)
         reason = page_reason(
             raw,
             feed_full_content=job.feed.get("full_content"),
             recipe=recipe_for(raw.link, job.recipes) if raw.link else None,
             known={"feed_hash": known} if known else None,
+            text=normalized.text,
         )
-        item = replace(item, feed_hash=feed_hash)
-        if reason is None:
-            try:
-                item = replace(item, entry=normalize_entry(raw, item.context, job.rules), normalized=True)
-            except Exception:  # left to the pipelines, which record the failure as they always have
-                logger.debug("normalizing %s in a worker failed; the pipelines will try", raw.link, exc_info=True)
+        item = replace(item, feed_hash=feed_side_hash(raw))
+        if reason is None and (entry := normalized.entry()) is not None:
+            item = replace(item, entry=entry, normalized=True)
         routed.append(Routed(item, reason))
     return routed, fetch
+
+
+class _Normalized:
+    """One entry's normalize_entry, run on first use; None when it failed (the pipelines then try and
+    record the failure, as they always have)."""
+
+    def __init__(self, item: EntryItem, rules: HtmlRules | None) -> None:
+        self._item = item
+        self._rules = rules
+        self._done = False
+        self._entry: Entry | None = None
+
+    def entry(self) -> Entry | None:
+        if not self._done:
+            self._done = True
+            from pipelines.stages import (
+                normalize_entry,  # the html and metadata modules: heavy
+            )
+
+            item = self._item
+            try:
+                self._entry = normalize_entry(item.raw, item.context, self._rules)
+            except Exception:
+                logger.debug("normalizing %s in a worker failed; the pipelines will try", item.raw.link, exc_info=True)
+        return self._entry
+
+    def text(self) -> str | None:
+        entry = self.entry()
+        return entry.content_text if entry is not None else None
 
 
 _M_ARENA_MAX = -8  # mallopt parameter, from glibc's malloc.h

@@ -349,6 +349,33 @@ def test_looks_like_summary(content_html: str | None, summary: str | None, expec
     assert looks_like_summary(content_html, summary) is expected
 
 
+WIDGETS = "<div class='share'>" + "分享到微信、微博、知乎和豆瓣，" * 40 + "</div>"
+
+
+@pytest.mark.parametrize(
+    ("content_html", "text", "expected"),
+    [
+        (LONG_LATIN, None, False),  # no cleaned text: the raw body decides
+        (LONG_LATIN, "The quick brown fox. " * 40, False),
+        (LONG_LATIN[:-4] + " <a class='more-link'>Continue reading →</a></p>", "The quick brown fox. " * 40, True),
+        (LONG_CJK[:-4] + "……</p>", "产品经理需要把用户的问题讲清楚。" * 30 + "……", True),
+        # A short post that its widgets made long enough: still what the raw body says, not a summary
+        ("<p>" + "产品经理需要把问题讲清楚。" * 20 + "</p>" + WIDGETS, "产品经理需要把问题讲清楚。" * 20, False),
+        ("<p>" + "产品经理需要把问题讲清楚。" * 10 + "</p>", "产品经理需要把问题讲清楚。" * 10, True),
+    ],
+)
+def test_looks_like_summary_with_the_cleaned_text(content_html: str, text: str | None, expected: bool) -> None:
+    assert looks_like_summary(content_html, None, text=text) is expected
+    assert looks_like_summary(content_html, None) is expected  # the same answer as from the raw body
+
+
+def test_a_long_cleaned_text_spares_the_raw_body_a_parse(monkeypatch) -> None:
+    from crawler.parsers import article
+
+    monkeypatch.setattr(article, "visible_text", lambda html: pytest.fail("parsed the raw body"))
+    assert looks_like_summary(LONG_CJK, None, text="产品经理需要把用户的问题讲清楚，再去讨论方案。" * 30) is False
+
+
 @pytest.mark.parametrize(
     ("html", "text"),
     [

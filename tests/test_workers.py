@@ -83,6 +83,23 @@ def test_an_entry_waiting_for_its_page_comes_back_unnormalized(index, reason):
     assert routed[index].item.entry is None and not routed[index].item.normalized
 
 
+def test_each_entry_is_normalized_once_and_routing_reads_its_cleaned_text(monkeypatch):
+    from crawler.parsers import article
+    from pipelines import stages
+
+    normalized, parsed = [], []
+    real_normalize, real_visible = stages.normalize_entry, article.visible_text
+    monkeypatch.setattr(stages, "normalize_entry", lambda raw, *a: normalized.append(raw.link) or real_normalize(raw, *a))
+    monkeypatch.setattr(article, "visible_text", lambda html: parsed.append(html) or real_visible(html))
+    routed, _ = work_feed(job())
+    # The full entry and the summary were normalized for the summary check, the recipe's entry not
+    # at all (its page is wanted whatever it holds); the full entry's body was not parsed again.
+    assert normalized == ["http://columns.test/a?utm_source=rss", "http://columns.test/b"]
+    assert parsed == ["短短一句摘要……"]
+    assert routed[0].item.normalized and routed[0].item.entry.content_text.startswith("第0段")
+    assert routed[1].page_reason == "the feed carries only a summary" and routed[1].item.entry is None
+
+
 def test_an_unchanged_entry_needs_no_page_again():
     first, _ = work_feed(job())
     summary = first[1].item

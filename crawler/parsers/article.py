@@ -115,8 +115,22 @@ def extract_article(
         raise ExtractError(f"could not parse the page: {type(exc).__name__}: {exc}") from None
 
 
-def looks_like_summary(content_html: str | None, summary: str | None) -> bool:
-    """True when what a feed gave for an entry is plainly a summary, so the article page is worth fetching."""
+def looks_like_summary(content_html: str | None, summary: str | None, *, text: str | None = None) -> bool:
+    """True when what a feed gave for an entry is plainly a summary, so the article page is worth fetching.
+
+    `text` is the body's text as the html stage cleaned it (`Entry.content_text`), when the caller has
+    it. Cleaning only ever leaves text out (share bars, a bio, boilerplate), so when that text is long
+    enough and ends with no truncation mark, neither does the raw body's, and the answer is False
+    without parsing it again. Otherwise the raw body decides, as without `text`: a short post whose
+    widgets made it long enough before stays what it was.
+    """
+    if (
+        text
+        and not _too_short(text)
+        and not _TRUNCATION_MARK.search(text[-40:])
+        and not _ends_truncated(content_html or summary or "")
+    ):
+        return False
     if content_html and len(content_html) > 4 * SUMMARY_MAX_CJK_CHARS * 3:
         # Plainly long: a cheap look at the raw text settles it without parsing (every entry passes here).
         rough = html_module.unescape(_ROUGH_TAGS.sub(" ", content_html))
@@ -133,11 +147,26 @@ def looks_like_summary(content_html: str | None, summary: str | None) -> bool:
         return True
     if _TRUNCATION_MARK.search(text[-40:]):
         return True
+    return _too_short(text)
+
+
+def _too_short(text: str) -> bool:
+    """Fewer than SUMMARY_MAX_CJK_CHARS characters of mostly CJK text, or SUMMARY_MAX_LATIN_WORDS words."""
     words = text.split()
     letters = sum(map(len, words))
+    if letters >= SUMMARY_MAX_CJK_CHARS and len(words) >= SUMMARY_MAX_LATIN_WORDS:
+        return False  # long enough counted either way: no need to tell the script
     if _cjk_count(text) * 3 >= letters:
         return letters < SUMMARY_MAX_CJK_CHARS
     return len(words) < SUMMARY_MAX_LATIN_WORDS
+
+
+def _ends_truncated(html: str) -> bool:
+    """Whether the raw HTML's last words, tags left out, are a truncation mark ("…", "Read more", 阅读全文)."""
+    # The last 800 characters are plenty: a tag they cut in half only adds its end ('class="x">')
+    # before the words that count, and only the last 40 characters of text can hold the mark.
+    rough = html_module.unescape(_ROUGH_TAGS.sub(" ", html[-800:]))
+    return bool(_TRUNCATION_MARK.search(" ".join(rough.split()[-12:])[-40:]))
 
 
 def _cjk_count(text: str) -> int:
