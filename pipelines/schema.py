@@ -209,6 +209,14 @@ def _m006_search_automerge(db: Database) -> None:
     tune_merging(db)
 
 
+def _m007_search_batches(db: Database) -> None:
+    # Crawls index their new entries INDEX_EVERY at a time, so entries may wait in the pending table
+    # between transactions: a deleted row must leave it. The index itself is not rewritten.
+    from pipelines.search import upgrade_to_batched_indexing
+
+    upgrade_to_batched_indexing(db)
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("001_core", _m001_core),
     ("002_search", _m002_search),
@@ -216,6 +224,7 @@ MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("004_deferred_search", _m004_deferred_search),
     ("005_columnist_posts_index", _m005_columnist_posts_index),
     ("006_search_automerge", _m006_search_automerge),
+    ("007_search_batches", _m007_search_batches),
 )
 
 

@@ -19,7 +19,7 @@ from crawler.timeutil import from_iso, iso_after, to_iso, utc_now
 from pipelines.dedupe import columnist_id, columnist_site, is_person
 from pipelines.schedule import ScheduleSettings, failure_interval, success_interval
 from pipelines.schema import migrate
-from pipelines.search import deferred_indexing
+from pipelines.search import INDEX_EVERY, deferred_indexing, flush_pending
 
 DEFAULT_DB = "data/feeds.db"
 
@@ -88,6 +88,8 @@ class Store:
     def __init__(self, db: Database, schedule: ScheduleSettings | None = None) -> None:
         self.db = db
         self.schedule = schedule or ScheduleSettings()
+        # 0: each batch indexes its new entries for search before its commit. A crawl sets INDEX_EVERY.
+        self.index_every = 0
         # Entries each crawl created: another feed's copy of one of them, seen in the same crawl, is a
         # second view of the same article, not a newer version of it. A temporary table of this
         # connection, not a Python set: 170,000 ids held ~20 MB for a whole 5,000-feed crawl.
@@ -239,14 +241,18 @@ class Store:
     # -- writing a batch -----------------------------------------------------
 
     def write_batch(self, items: Sequence[EntryItem | FeedFetch], counts: CrawlCounts, crawl_id: int | None = None) -> None:
-        """Write a batch in one transaction: all of it lands, or none of it."""
+        """Write a batch in one transaction: all of it lands, or none of it.
+
+        New entries are indexed for search together before the commit: a row at a time costs the index
+        far more. With `self.index_every` set, they wait (committed) until that many do, and the writer
+        owes a `catch_up_search()` at the end (see pipelines.search.deferred_indexing).
+        """
         if not items:
             return
         touched: set[str] = set()
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            # New entries are indexed together before the commit: a row at a time costs the index far more.
-            with deferred_indexing(self.db):
+            with deferred_indexing(self.db, self.index_every):
                 for item in items:
                     if isinstance(item, FeedFetch):
                         self._write_fetch(item, counts, crawl_id)
@@ -273,6 +279,11 @@ class Store:
                 where = item.url if isinstance(item, FeedFetch) else item.context.feed_url
                 what = "its fetch record" if isinstance(item, FeedFetch) else f"entry {item.raw.link or item.raw.guid}"
                 counts.errors.append({"feed": where, "error": f"{what} could not be stored: {type(exc).__name__}: {exc}"[:500]})
+
+    def catch_up_search(self) -> int:
+        """Index the entries still waiting for the search index (write_batch's index_every, or a crawl
+        that was killed before the end); returns how many."""
+        return flush_pending(self.db)
 
     def _write_entry(
         self, item: EntryItem, counts: CrawlCounts, touched: set[str] | None = None, crawl_id: int | None = None
@@ -583,6 +594,8 @@ class StorePipeline:
 
     def open_spider(self, spider: Any = None) -> None:
         self.store = Store.open(self.db_path, schedule=self.schedule)
+        self.store.catch_up_search()  # what a killed crawl left unindexed
+        self.store.index_every = INDEX_EVERY
         spider = spider or getattr(self.crawler, "spider", None)
         due = len(getattr(spider, "feed_rows", None) or [])
         self.counts.feeds_due = due
@@ -614,12 +627,21 @@ class StorePipeline:
                 # Batches queued behind the failed one still run on the writer thread, on the same
                 # connection and counts: let them finish before this thread writes the crawl's row.
                 self._stop_writer()
+                self._catch_up_search()
                 self._fail_crawl(exc)
                 raise
+            self.store.catch_up_search()  # the last entries, waiting for INDEX_EVERY more
             self.store.finish_crawl(self.crawl_id, self.counts)
         finally:
             self._stop_writer()
             self.store.close()
+
+    def _catch_up_search(self) -> None:
+        assert self.store is not None
+        try:
+            self.store.catch_up_search()
+        except sqlite3.Error:
+            pass  # the database is refusing writes: the next crawl indexes them when it opens
 
     def _stop_writer(self) -> None:
         if self._writer is not None:

@@ -18,10 +18,12 @@ from pipelines.schema import migrate
 from pipelines.search import (
     AUTOMERGE,
     FTS_TABLE,
+    HASHSIZE,
     PENDING_TABLE,
     TRIGGERS,
     build_match,
     deferred_indexing,
+    flush_pending,
     fold,
     index_pending,
     install_search,
@@ -694,3 +696,100 @@ def test_the_migration_sets_automerge_on_an_older_index_without_rewriting_it(tmp
     assert not [sql for sql in statements if "rebuild" in sql or "optimize" in sql]
     assert automerge(database) == 8
     assert ids(database, "跨境电商") == ["cross-border"]
+
+
+# -- a crawl's entries indexed INDEX_EVERY at a time -------------------------------------------
+
+
+def write_batched(db: Database, index_every: int, *statements: str) -> None:
+    """One of a crawl's transactions: its new entries wait for the index until index_every of them do."""
+    db.execute("BEGIN IMMEDIATE")
+    with deferred_indexing(db, index_every):
+        for sql in statements:
+            db.execute(sql)
+    db.execute("COMMIT")
+
+
+def test_entries_wait_across_transactions_until_enough_of_them_do(db: Database) -> None:
+    write_batched(db, 3, "INSERT INTO entries (id, title) VALUES ('b1', '第一批的增长复盘')")
+    assert ids(db, "增长复盘") == [] and len(pending(db)) == 1  # committed, waiting; no sentinel left
+    write_batched(db, 3, "INSERT INTO entries (id, title) VALUES ('b2', '第二批的增长复盘')")
+    assert ids(db, "增长复盘") == [] and len(pending(db)) == 2
+    write_batched(
+        db, 3,
+        "INSERT INTO entries (id, title) VALUES ('b3', '第三批的增长复盘')",
+        "UPDATE entries SET title = '第一批改过的增长复盘' WHERE id = 'b1'",  # pending: read at the flush
+    )
+    assert sorted(ids(db, "增长复盘")) == ["b1", "b2", "b3"] and ids(db, "第一批的") == []
+    assert pending(db) == []
+    assert_index_is_a_rebuild(db)
+
+
+def test_flush_pending_indexes_the_rest(db: Database) -> None:
+    write_batched(db, 100, "INSERT INTO entries (id, title) VALUES ('rest', '最后一批的渠道笔记')")
+    assert ids(db, "渠道笔记") == []
+    assert flush_pending(db) == 1
+    assert ids(db, "渠道笔记") == ["rest"] and pending(db) == []
+    assert flush_pending(db) == 0  # nothing waiting: no transaction either
+    assert_index_is_a_rebuild(db)
+
+
+def test_other_writers_keep_the_index_right_while_entries_wait(tmp_path: Path, db: Database) -> None:
+    write_batched(
+        db, 100,
+        "INSERT INTO entries (id, title) VALUES ('waits', '等待索引的会员笔记')",
+        "INSERT INTO entries (id, title) VALUES ('newest', '等待中被删掉的新文')",
+    )
+    # datasette or a user's script, between two of the crawl's transactions
+    conn = sqlite3.connect(tmp_path / "feeds.db", isolation_level=None)
+    conn.execute("UPDATE entries SET title = '等待中改过的会员笔记' WHERE id = 'waits'")
+    conn.execute("DELETE FROM entries WHERE id = 'newest'")
+    # the newest rowid is free again: a plain insert takes it and is indexed at once
+    conn.execute("INSERT INTO entries (id, title) VALUES ('outside', '外部写入占用旧行号')")
+    conn.close()
+    assert ids(db, "外部写入") == ["outside"]
+    assert len(pending(db)) == 1  # the deleted row left the pending rows
+    flush_pending(db)
+    assert ids(db, "会员笔记") == ["waits"] and ids(db, "等待索引") == []
+    assert ids(db, "外部写入") == ["outside"] and ids(db, "被删掉") == []
+    assert_index_is_a_rebuild(db)
+
+
+def hashsize(database: Database) -> int | None:
+    row = database.execute("SELECT v FROM entries_fts_config WHERE k = 'hashsize'").fetchone()
+    return row and row[0]
+
+
+def test_a_new_index_writes_its_segments_every_two_mib(tmp_path: Path) -> None:
+    assert hashsize(open_db(tmp_path / "new.db")) == HASHSIZE == 2 * 1024 * 1024
+
+
+def test_the_migration_moves_an_older_index_to_batched_indexing_without_rewriting_it(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    database = open_db(path)
+    for key, fields in ENTRIES.items():
+        insert(database, key, **fields)
+    database.execute("DELETE FROM entries_fts_config WHERE k = 'hashsize'")
+    database.execute("DROP TRIGGER entries_fts_delete")
+    database.execute(  # migration 004's delete trigger: it left a deleted pending row pending
+        f"""CREATE TRIGGER entries_fts_delete AFTER DELETE ON entries WHEN (old.rowid = 0 OR NOT EXISTS
+            (SELECT 1 FROM {PENDING_TABLE} WHERE entry_rowid = old.rowid)) BEGIN
+            INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rowid, title, content_text, author, categories)
+            VALUES ('delete', old.rowid, old.title || '  ', old.content_text || '  ', old.author || '  ', old.categories || '  ');
+        END"""
+    )
+    database.execute("DELETE FROM _migrations WHERE name = '007_search_batches'")
+    database.conn.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    database = Database(conn)
+    assert migrate(database) == ["007_search_batches"]
+    assert not [sql for sql in statements if "rebuild" in sql or "optimize" in sql]
+    assert hashsize(database) == HASHSIZE
+    write_batched(database, 100, "INSERT INTO entries (id, title) VALUES ('gone', '删掉的待索引文章')")
+    database.execute("DELETE FROM entries WHERE id = 'gone'")
+    assert pending(database) == []
+    assert ids(database, "跨境电商") == ["cross-border"]
+    assert_index_is_a_rebuild(database)
+    conn.close()

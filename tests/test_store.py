@@ -220,6 +220,45 @@ def test_the_pipeline_writes_its_batches_on_its_own_thread_in_order(tmp_path, mo
     check.close()
 
 
+def test_a_crawl_indexes_its_entries_a_few_hundred_at_a_time_and_all_of_them_by_the_end(tmp_path, monkeypatch):
+    from pipelines import search, store
+    from pipelines.store import StorePipeline
+
+    db = tmp_path / "p.db"
+    Store.open(db).add_feed("https://feed1.com/")
+    monkeypatch.setattr(store, "INDEX_EVERY", 5)
+    flushed = []
+    real_index = search.index_pending
+    monkeypatch.setattr(search, "index_pending", lambda database: flushed.append(real_index(database)) or flushed[-1])
+    pipeline = StorePipeline(str(db), batch_size=2)
+    pipeline.open_spider()
+    for n in range(12):
+        pipeline.process_item(item(make_entry(url=f"https://e.com/{n}", content_text=f"第{n}篇讲私域复购"), 1))
+    pipeline.close_spider()
+    # batches of 2 entries: indexed at 6 and 12 waiting, none left for the end
+    assert flushed == [6, 6]
+    check = Store.open(db)
+    assert check.db.execute("SELECT count(*) FROM entries_fts WHERE entries_fts MATCH '私域复购'").fetchone()[0] == 12
+    assert check.db.execute("SELECT count(*) FROM entries_fts_pending").fetchone()[0] == 0
+    check.close()
+
+
+def test_entries_a_killed_crawl_left_unindexed_are_indexed_when_the_next_crawl_opens(tmp_path):
+    from pipelines.store import StorePipeline
+
+    db = tmp_path / "p.db"
+    killed = Store.open(db)
+    killed.add_feed("https://feed1.com/")
+    killed.index_every = 100
+    killed.write_batch([item(make_entry(url="https://e.com/left", content_text="被中断的抓取留下的文章"), 1)], CrawlCounts())
+    assert killed.db.execute("SELECT count(*) FROM entries_fts_pending").fetchone()[0] == 1
+    killed.close()  # no catch_up_search: as if the process had been killed
+    pipeline = StorePipeline(str(db))
+    pipeline.open_spider()
+    assert pipeline.store.db.execute("SELECT count(*) FROM entries_fts WHERE entries_fts MATCH '中断的抓取'").fetchone()[0] == 1
+    pipeline.close_spider()
+
+
 def test_a_feeds_entries_arrive_as_one_batch_item_and_are_all_stored(tmp_path):
     from crawler.items import EntryBatch
     from pipelines.store import StorePipeline
