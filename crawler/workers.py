@@ -23,7 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from crawler.items import Entry, EntryItem, FeedFetch
+from crawler.items import Entry, EntryItem, FeedFetch, RawEntry
 from crawler.outcome import Response, decide_feed_response
 from crawler.pages import feed_side_hash, page_reason
 from crawler.recipes import Recipe, recipe_for
@@ -64,6 +64,10 @@ class FeedJob:
     known_hashes: Mapping[str, str] = field(default_factory=dict)  # guid or link -> feed hash last stored
     recipes: tuple[Recipe, ...] = ()
     rules: HtmlRules | None = None  # None: the default rules
+    # False when nothing but feedloom's own pipelines sees the items (the spider's batches): a
+    # normalized entry then comes back with only its raw entry's link and guid, which is all the store
+    # reads. The feed's copy of the body is neither pickled back nor held with the batch.
+    keep_raw: bool = True
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,8 @@ def work_feed(job: FeedJob) -> tuple[list[Routed], FeedFetch]:
         )
         item = replace(item, feed_hash=feed_side_hash(raw))
         if reason is None and (entry := normalized.entry()) is not None:
-            item = replace(item, entry=entry, normalized=True)
+            slim = raw if job.keep_raw else RawEntry(guid=raw.guid, link=raw.link)
+            item = replace(item, raw=slim, entry=entry, normalized=True)
         routed.append(Routed(item, reason))
     return routed, fetch
 

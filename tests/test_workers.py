@@ -100,6 +100,16 @@ def test_each_entry_is_normalized_once_and_routing_reads_its_cleaned_text(monkey
     assert routed[1].page_reason == "the feed carries only a summary" and routed[1].item.entry is None
 
 
+def test_for_our_own_batches_a_normalized_entry_comes_back_without_the_feeds_body():
+    full, _ = work_feed(job())
+    slim, _ = work_feed(job(keep_raw=False))
+    assert full[0].item.raw.summary and full[0].item.raw.title == "灰度发布复盘"  # the default keeps it
+    raw = slim[0].item.raw
+    assert (raw.guid, raw.link, raw.summary, raw.title) == (full[0].item.raw.guid, full[0].item.raw.link, None, None)
+    assert slim[0].item.entry == full[0].item.entry and slim[0].item.feed_hash == full[0].item.feed_hash
+    assert slim[1].item.raw == full[1].item.raw  # waiting for its page: the page completes the raw entry
+
+
 def test_an_unchanged_entry_needs_no_page_again():
     first, _ = work_feed(job())
     summary = first[1].item

@@ -14,7 +14,7 @@ from scrapy.http import Response as ScrapyResponse
 from twisted.python.failure import Failure
 
 from crawler.addresses import explain_refused_host
-from crawler.items import EntryBatch, EntryItem, FeedFetch, RawEntry
+from crawler.items import EntryBatch, EntryItem, FeedFetch
 from crawler.outcome import Response, error_outcome
 from crawler.pages import complete_from_page, page_failed, page_problem
 from crawler.recipes import Recipe, load_recipes, recipe_for
@@ -131,6 +131,7 @@ class FeedsSpider(scrapy.Spider):
             known_hashes={key: value for (_, key), value in known.items()},
             recipes=self.recipes,
             rules=self.html_rules,
+            keep_raw=not self.batch_items,
         )
         try:
             routed, fetch = await self.pool.run(job)
@@ -141,9 +142,7 @@ class FeedsSpider(scrapy.Spider):
         for entry in routed:
             for out in self._route_entry(feed, entry.item, entry.page_reason):
                 if self.batch_items and isinstance(out, EntryItem) and out.normalized:
-                    # Our store reads nothing of the raw entry but its link and guid (for an error
-                    # message): the feed's copy of the body need not wait in memory with the batch.
-                    batch.append(replace(out, raw=RawEntry(guid=out.raw.guid, link=out.raw.link)))
+                    batch.append(out)  # with only its raw entry's link and guid (FeedJob.keep_raw)
                 else:
                     yield out
         if batch:
