@@ -118,8 +118,8 @@ AUTOMERGE = 8
 _SET_AUTOMERGE = f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rank) VALUES ('automerge', {AUTOMERGE})"
 
 # A crawl indexes its new entries INDEX_EVERY at a time rather than a batch (some 200) at a time, and
-# FTS5 writes its in-memory index out every HASHSIZE bytes (its default is 1 MiB) rather than every
-# 1 MiB: fewer, larger segments, each trigram written once for more entries. On the benchmark's
+# FTS5 writes its in-memory index out every HASHSIZE bytes rather than every 1 MiB (its default):
+# fewer, larger segments, each trigram written once for more entries. On the benchmark's
 # 16,634 entries the store's thread spent 10.5-11.2 s of CPU instead of 13.1-13.8 s, for about
 # 1-2 MB more memory (docs/benchmarks.md).
 INDEX_EVERY = 600

@@ -630,18 +630,22 @@ class StorePipeline:
                 self._catch_up_search()
                 self._fail_crawl(exc)
                 raise
-            self.store.catch_up_search()  # the last entries, waiting for INDEX_EVERY more
+            self._catch_up_search()  # the last entries, waiting for INDEX_EVERY more
             self.store.finish_crawl(self.crawl_id, self.counts)
         finally:
             self._stop_writer()
             self.store.close()
 
     def _catch_up_search(self) -> None:
+        """Index the entries still waiting; if the database refuses, say so: they are stored, and the
+        next crawl indexes them when it opens."""
         assert self.store is not None
         try:
             self.store.catch_up_search()
-        except sqlite3.Error:
-            pass  # the database is refusing writes: the next crawl indexes them when it opens
+        except sqlite3.Error as exc:
+            self.counts.errors.append(
+                {"feed": self.db_path, "error": f"the search index could not catch up (the next crawl will): {type(exc).__name__}: {exc}"[:500]}
+            )
 
     def _stop_writer(self) -> None:
         if self._writer is not None:

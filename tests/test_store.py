@@ -277,6 +277,30 @@ def test_a_feeds_entries_arrive_as_one_batch_item_and_are_all_stored(tmp_path):
     check.close()
 
 
+def test_an_index_that_cannot_catch_up_at_the_end_is_reported_and_the_entries_are_kept(tmp_path, monkeypatch):
+    from pipelines.store import StorePipeline
+
+    db = tmp_path / "p.db"
+    Store.open(db).add_feed("https://feed1.com/")
+    pipeline = StorePipeline(str(db), batch_size=1)
+    pipeline.open_spider()
+    pipeline.process_item(item(make_entry(url="https://e.com/kept", content_text="索引跟不上时保住的文章"), 1))
+
+    def refused(self):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Store, "catch_up_search", refused)
+    pipeline.close_spider()
+    monkeypatch.undo()
+    check = Store.open(db)
+    status, errors = check.db.execute("SELECT status, errors FROM crawls").fetchone()
+    assert status == "finished" and "search index could not catch up" in errors and "disk is full" in errors
+    assert check.db.execute("SELECT count(*) FROM entries").fetchone()[0] == 1
+    assert check.db.execute("SELECT count(*) FROM entries_fts_pending").fetchone()[0] == 1
+    assert check.catch_up_search() == 1  # what the next crawl does when it opens
+    check.close()
+
+
 def test_a_failing_batch_write_is_reported_not_lost_silently(tmp_path, monkeypatch):
     from pipelines.store import StorePipeline
 
