@@ -670,6 +670,20 @@ def test_the_migration_moves_old_triggers_without_a_rebuild(tmp_path: Path) -> N
     conn.close()
 
 
+def migrate_again(database: Database, path: Path, name: str) -> Database:
+    """Forget that migration `name` ran, reopen the file and migrate: only it runs, and it rewrites no index."""
+    database.execute("DELETE FROM _migrations WHERE name = ?", [name])
+    database.conn.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    database = Database(conn)
+    assert migrate(database) == [name]
+    assert not [sql for sql in statements if "rebuild" in sql or "optimize" in sql]
+    conn.set_trace_callback(None)
+    return database
+
+
 def automerge(database: Database) -> int | None:
     row = database.execute("SELECT v FROM entries_fts_config WHERE k = 'automerge'").fetchone()
     return row and row[0]
@@ -686,14 +700,7 @@ def test_the_migration_sets_automerge_on_an_older_index_without_rewriting_it(tmp
     for key, fields in ENTRIES.items():
         insert(database, key, **fields)
     database.execute("DELETE FROM entries_fts_config WHERE k = 'automerge'")  # as FTS5's default of 4 left it
-    database.execute("DELETE FROM _migrations WHERE name = '006_search_automerge'")
-    database.conn.close()
-    conn = sqlite3.connect(path, isolation_level=None)
-    statements: list[str] = []
-    conn.set_trace_callback(statements.append)
-    database = Database(conn)
-    assert migrate(database) == ["006_search_automerge"]
-    assert not [sql for sql in statements if "rebuild" in sql or "optimize" in sql]
+    database = migrate_again(database, path, "006_search_automerge")
     assert automerge(database) == 8
     assert ids(database, "跨境电商") == ["cross-border"]
 
@@ -778,18 +785,11 @@ def test_the_migration_moves_an_older_index_to_batched_indexing_without_rewritin
             VALUES ('delete', old.rowid, old.title || '  ', old.content_text || '  ', old.author || '  ', old.categories || '  ');
         END"""
     )
-    database.execute("DELETE FROM _migrations WHERE name = '007_search_batches'")
-    database.conn.close()
-    conn = sqlite3.connect(path, isolation_level=None)
-    statements: list[str] = []
-    conn.set_trace_callback(statements.append)
-    database = Database(conn)
-    assert migrate(database) == ["007_search_batches"]
-    assert not [sql for sql in statements if "rebuild" in sql or "optimize" in sql]
+    database = migrate_again(database, path, "007_search_batches")
     assert hashsize(database) == HASHSIZE
     write_batched(database, 100, "INSERT INTO entries (id, title) VALUES ('gone', '删掉的待索引文章')")
     database.execute("DELETE FROM entries WHERE id = 'gone'")
     assert pending(database) == []
     assert ids(database, "跨境电商") == ["cross-border"]
     assert_index_is_a_rebuild(database)
-    conn.close()
+    database.conn.close()
