@@ -576,13 +576,21 @@ def test_the_flush_looks_pending_rows_up_by_rowid(db: Database) -> None:
     assert "SCAN entries" not in plan.replace(f"SCAN {PENDING_TABLE}", "")
 
 
-def test_writes_on_another_connection_keep_the_index_in_step(tmp_path: Path, db: Database) -> None:
-    # datasette, sqlite-utils, users' scripts: plain statements, no deferral.
-    conn = sqlite3.connect(tmp_path / "feeds.db", isolation_level=None)
-    conn.execute("INSERT INTO entries (id, title, content_text) VALUES ('outside', '外部脚本写入的品牌词', '')")
-    conn.execute("UPDATE entries SET title = '外部脚本改过的标题' WHERE id = 'checkout'")
-    conn.execute("DELETE FROM entries WHERE id = 'title-ends'")
+def write_elsewhere(path: Path, *statements: str) -> None:
+    """Plain statements on a connection of their own, no deferral: datasette, sqlite-utils, users' scripts."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for sql in statements:
+        conn.execute(sql)
     conn.close()
+
+
+def test_writes_on_another_connection_keep_the_index_in_step(tmp_path: Path, db: Database) -> None:
+    write_elsewhere(
+        tmp_path / "feeds.db",
+        "INSERT INTO entries (id, title, content_text) VALUES ('outside', '外部脚本写入的品牌词', '')",
+        "UPDATE entries SET title = '外部脚本改过的标题' WHERE id = 'checkout'",
+        "DELETE FROM entries WHERE id = 'title-ends'",
+    )
     assert ids(db, "品牌词") == ["outside"]
     assert ids(db, "外部脚本改过") == ["checkout"] and ids(db, "friction") == []
     assert ids(db, "冷链") == []
@@ -747,13 +755,13 @@ def test_other_writers_keep_the_index_right_while_entries_wait(tmp_path: Path, d
         "INSERT INTO entries (id, title) VALUES ('waits', '等待索引的会员笔记')",
         "INSERT INTO entries (id, title) VALUES ('newest', '等待中被删掉的新文')",
     )
-    # datasette or a user's script, between two of the crawl's transactions
-    conn = sqlite3.connect(tmp_path / "feeds.db", isolation_level=None)
-    conn.execute("UPDATE entries SET title = '等待中改过的会员笔记' WHERE id = 'waits'")
-    conn.execute("DELETE FROM entries WHERE id = 'newest'")
-    # the newest rowid is free again: a plain insert takes it and is indexed at once
-    conn.execute("INSERT INTO entries (id, title) VALUES ('outside', '外部写入占用旧行号')")
-    conn.close()
+    # between two of the crawl's transactions; the newest rowid, freed, goes to the plain insert
+    write_elsewhere(
+        tmp_path / "feeds.db",
+        "UPDATE entries SET title = '等待中改过的会员笔记' WHERE id = 'waits'",
+        "DELETE FROM entries WHERE id = 'newest'",
+        "INSERT INTO entries (id, title) VALUES ('outside', '外部写入占用旧行号')",
+    )
     assert ids(db, "外部写入") == ["outside"]
     assert len(pending(db)) == 1  # the deleted row left the pending rows
     flush_pending(db)
