@@ -284,8 +284,11 @@ def _new_executor(workers: int) -> ProcessPoolExecutor:
 
 def _start_worker(crawl_pid: int) -> None:
     # Ctrl-C reaches the whole process group: the crawl process shuts the pool down in order, and a
-    # worker must not die first with a KeyboardInterrupt traceback on the user's terminal.
+    # worker must not die first with a KeyboardInterrupt traceback on the user's terminal. The same for
+    # SIGTERM, which `systemctl stop` (and some cron timeouts) send to every process of the crawl: a
+    # worker that died first would leave the feeds in its hands recorded as parser crashes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_exit_with, args=(crawl_pid,), name="feedloom-orphan-watch", daemon=True).start()
 
 

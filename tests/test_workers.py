@@ -231,17 +231,22 @@ def test_when_workers_cannot_run_the_crawl_parses_inline(monkeypatch, failure):
     asyncio.run(scenario())
 
 
-def test_a_worker_ignores_ctrl_c_which_the_crawl_process_handles():
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_worker_ignores_ctrl_c_and_sigterm_which_the_crawl_process_handles(signum):
     async def scenario():
         pool = ParsePool(1, start_after=0)
         try:
             pool.start()
             while not pool.ready:
                 await asyncio.sleep(0.05)
-            for process in list(pool._executor._processes.values()):
-                os.kill(process.pid, signal.SIGINT)
+            executor = pool._executor
+            processes = list(executor._processes.values())
+            for process in processes:
+                os.kill(process.pid, signum)
             await asyncio.sleep(0.2)
-            assert await pool.run(job()) == work_feed(job())  # still alive, no traceback
+            assert await pool.run(job()) == work_feed(job())
+            # the same processes, alive: not a fresh pool after a crash
+            assert pool._executor is executor and all(process.is_alive() for process in processes)
         finally:
             pool.close()
 
