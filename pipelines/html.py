@@ -265,6 +265,8 @@ _URL_STRIP = "".join(map(chr, range(0x21)))  # C0 controls and space
 _PLAIN_WEB_URL_RE = re.compile(
     r"https?://[A-Za-z0-9.\-_~%!$&'()*+,;=:@]+(?P<path>/[^?#;\t\n\r]*)?(?:\?[^#\t\n\r]+)?(?:#[^\t\n\r]+)?"
 )
+# Far below the text node libxml2 refuses without its huge option (10 MB).
+_PLAIN_TEXT_MAX = 1_000_000
 _FULL_DOC_RE = re.compile(r"\s*(?:<\?xml[^>]*>\s*)?<(?:!doctype|html|head|body)\b", re.IGNORECASE)
 # Everything str.strip() strips, plus zero-width characters: "no visible text".
 _SPACE_CHARS = (
@@ -315,6 +317,11 @@ _TRACKING_RE = _Caseless.compile(
     r"[^/?#]*doubleclick\.net/|[^/?#]*scorecardresearch\.com/|pixel\.quantserve\.com/|"
     r"[^/?#]*feedsportal\.com/|www\.facebook\.com/tr|bat\.bing\.com/|hm\.baidu\.com/|"
     r"[^/?#]*\.cnzz\.com/|[^/?#]*amazon-adsystem\.com/|www\.assoc-amazon\.com/|medium\.com/_/stat)"
+)
+# One of these is in (the lower case of) every URL _PLACEHOLDER_RE finds: each of its
+# alternatives holds one; tests/test_html.py checks _is_placeholder against the regex.
+_PLACEHOLDER_WORDS = (
+    "placeholder", "lazy", "1x1", "blank.", "ay.", "ey.", "spacer.gif", "pixel.gif", "transparent.", "loading."
 )
 # What must end the authority of a URL _TRACKING_RE matches: each of its alternatives is a host
 # (or host pattern) followed by "/", with nothing but the authority before it. Most image URLs end
@@ -488,11 +495,11 @@ def clean_html(
     html: str | bytes | None, *, base_url: str | None = None, rules: HtmlRules = DEFAULT_RULES
 ) -> CleanHtml:
     """Sanitize a stored body; return it with its plain text, the bio moved out, and its images."""
-    cleaned, bio, body = _clean(html, base_url, rules)
+    cleaned, bio, body, text = _clean(html, base_url, rules)
     if not cleaned:
         return CleanHtml(html="", text="", bio=bio, images=()) if bio else _EMPTY
-    # Read from the tree nh3 serialized, not from a parse of its output: nh3 changes no
-    # structure there (the tests check text == extract_text(html)), and a parse costs time.
+    # Images and text read from the tree nh3 serialized, not from a parse of its output: nh3
+    # changes no structure there (the tests check text == extract_text(html)), and a parse costs time.
     images = tuple(
         dict.fromkeys(
             src
@@ -502,7 +509,7 @@ def clean_html(
             and _is_meaningful_image(src, img.get("width"), img.get("height"), tracking_checked=True)
         )
     )
-    return CleanHtml(html=cleaned, text=_text_of(body), bio=bio, images=images)
+    return CleanHtml(html=cleaned, text=text, bio=bio, images=images)
 
 
 def normalize_html(
@@ -516,8 +523,7 @@ def cleaned_text(
     html: str | bytes | None, *, base_url: str | None = None, rules: HtmlRules = DEFAULT_RULES
 ) -> str:
     """clean_html(...).text without serializing or sanitizing the HTML: for a summary, whose HTML is not kept."""
-    _, _, body = _clean(html, base_url, rules, serialize=False)
-    return _text_of(body) if body is not None else ""
+    return _clean(html, base_url, rules, serialize=False)[3]
 
 
 def extract_text(html: str | bytes | None) -> str:
@@ -549,14 +555,14 @@ def find_cover_image(html: str | bytes | None, *, base_url: str | None = None) -
 
 def _clean(
     html: str | bytes | None, base_url: str | None, rules: HtmlRules, *, serialize: bool = True, again: bool = True
-) -> tuple[str, str | None, Any]:
-    """The sanitized HTML, the bio, and the cleaned tree the HTML was serialized from.
+) -> tuple[str, str | None, Any, str]:
+    """The sanitized HTML, the bio, the cleaned tree the HTML was serialized from, and its text.
 
-    With serialize=False the HTML is "" and only the tree is of use: nh3 changes no text of it.
+    With serialize=False the HTML is "" and only the tree and text are of use: nh3 changes no text of it.
     """
     body = _parse(html)
     if body is None:
-        return "", None, None
+        return "", None, None, ""
     # A Python proxy for every element, alive through every pass below: lxml then hands the
     # same object back on each walk instead of building one per element and walk.
     proxies = list(body.iter())  # noqa: F841 - held, not read
@@ -575,7 +581,7 @@ def _clean(
         _fix_links(body, _usable_base(base_url), compiled)
         _fix_nesting(body)
     if not _remove_empty(body):
-        return "", bio, None
+        return "", bio, None, ""
     _unwrap_wrappers(body)
     # Only now, on the tree as a second pass will see it: empties gone, wrappers unwrapped.
     while _drop_trailing_boilerplate(body, compiled):
@@ -583,13 +589,13 @@ def _clean(
         more, removed = _move_bio(body, compiled)
         bio = "\n".join(part for part in (bio, more) if part) or None
         if not _remove_empty(body):
-            return "", bio, None
+            return "", bio, None, ""
         _unwrap_wrappers(body)
         if not removed:
             break
-    _fold_whitespace(body)
+    text = _fold_and_text(body)
     if not serialize:
-        return "", bio, body
+        return "", bio, body, text
     body.attrib.clear()
     serialized = etree.tostring(body, encoding="unicode", method="html", with_tail=False)
     inner = serialized[len("<body>") : -len("</body>")]
@@ -598,9 +604,9 @@ def _clean(
         # nh3 refused a URL our checks let through (a host the URL standard forbids, like "a b.com" or
         # "a<b.com"), leaving a link to nowhere or an image of nothing that another pass would unwrap
         # or drop. Make that pass now: cleaning must give the same HTML when it runs on its own output.
-        cleaned, more, body = _clean(cleaned, base_url, rules, serialize=serialize, again=False)
+        cleaned, more, body, text = _clean(cleaned, base_url, rules, serialize=serialize, again=False)
         bio = "\n".join(part for part in (bio, more) if part) or None
-    return cleaned, bio, body
+    return cleaned, bio, body, text
 
 
 def _lost_urls(before: str, after: str) -> bool:
@@ -618,7 +624,8 @@ def drop_bad_char_refs(text: str) -> str:
     (ValueError) and that must not reach stored HTML. As in HTML5, &#128;-&#159; mean their
     windows-1252 characters (&#147; is a curly quote); the other forbidden ones are dropped.
     """
-    if "&#" not in text:
+    # "#" first: a one-character search is a memchr, a two-character one costs some 20 times more
+    if "#" not in text or "&#" not in text:
         return text
     return _CHAR_REF_RE.sub(_char_ref, text)
 
@@ -652,6 +659,13 @@ def _parse(html: str | bytes | None) -> Any:
         html = _BAD_CHARS_RE.sub("", html)  # a scan costs 4x the translate: ASCII text tries that first
     if not html.strip(_SPACE_CHARS):
         return None
+    if "<" not in html and "&" not in html and len(html) <= _PLAIN_TEXT_MAX:
+        # Plain text (most summaries): the tree libxml2 builds for it, without libxml2, which
+        # changes nothing in it but its line ends.
+        root = etree.Element("html")
+        body = etree.SubElement(root, "body")
+        body.text = html.replace("\r\n", "\n").replace("\r", "\n")
+        return body
     if not _FULL_DOC_RE.match(html):
         # no closing tags: after an unclosed <iframe> or <textarea> they would be read as its text
         html = "<html><body>" + html
@@ -700,16 +714,21 @@ def _drop_widgets(body: Any, compiled: _Compiled) -> None:
         if el.tag in tags:
             doomed.append(el)
             continue
-        if classes:
+        # The names, in one call (el.attrib would build a proxy): most elements have none, and
+        # need no get at all.
+        keys = el.keys()
+        if not keys:
+            continue
+        if classes and "class" in keys:
             names = el.get("class")
             if names and not classes.isdisjoint(names.split()):
                 doomed.append(el)
                 continue
-        if ids and el.get("id") in ids:
+        if ids and "id" in keys and el.get("id") in ids:
             doomed.append(el)
             continue
-        for name in attributes:  # a get each: el.attrib would build a proxy and a list of names
-            if el.get(name) is not None:
+        for name in attributes:
+            if name in keys:
                 doomed.append(el)
                 break
     if compiled.remove is not None:
@@ -961,7 +980,15 @@ def _fix_lazy(el: Any, compiled: _Compiled) -> None:
 
 def _is_placeholder(src: str) -> bool:
     lowered = src.lower()
-    return lowered.startswith("data:") or lowered == "about:blank" or _PLACEHOLDER_RE.search(src)
+    if lowered.startswith("data:") or lowered == "about:blank":
+        return True
+    if src.isascii():
+        for word in _PLACEHOLDER_WORDS:
+            if word in lowered:
+                break
+        else:
+            return False  # most image URLs: none of what the regex needs is there
+    return _PLACEHOLDER_RE.search(src)
 
 
 def srcset_candidates(srcset: str) -> list[tuple[str, str]]:
@@ -1108,10 +1135,18 @@ def _is_icon_path(path: str) -> bool:
 def _replace_emoji(img: Any) -> None:
     # WordPress turns emoji into <img class="wp-smiley" alt="😀">: the character is the content.
     classes = (img.get("class") or "").lower().split()
-    if "wp-smiley" in classes or "emoji" in classes or _EMOJI_SRC_RE.search(img.get("src") or ""):
+    if "wp-smiley" in classes or "emoji" in classes or _is_emoji_src(img.get("src") or ""):
         alt = (img.get("alt") or "").strip()
         img.tail = alt + (img.tail or "")
         _drop(img)
+
+
+def _is_emoji_src(src: str) -> bool:
+    """_EMOJI_SRC_RE.search(src): for ASCII, whose lower case the regex reads, as plain substrings."""
+    if src.isascii():
+        lowered = src.lower()
+        return "s.w.org/images/core/emoji/" in lowered or "/wp-includes/images/smilies/" in lowered
+    return _EMOJI_SRC_RE.search(src)
 
 
 def _host_allowed(url: str, hosts: tuple[str, ...]) -> bool:
@@ -1124,6 +1159,7 @@ def _host_allowed(url: str, hosts: tuple[str, ...]) -> bool:
 
 def _fix_links(body: Any, base: str | None, compiled: _Compiled) -> None:
     # Only where the allow-list keeps a URL attribute; nh3 drops it everywhere else.
+    doomed, anchors = [], []
     for el in body.iter(*_URL_TAGS):
         tag = el.tag
         for name in _URL_ATTRIBUTES:
@@ -1143,9 +1179,7 @@ def _fix_links(body: Any, base: str | None, compiled: _Compiled) -> None:
                 del el.attrib["srcset"]
             elif cleaned != srcset:
                 el.set("srcset", cleaned)
-    doomed, anchors = [], []
-    for el in body.iter("img", "iframe", "source", "a"):
-        tag = el.tag
+        # what is left of it, judged on its own attributes as they now are
         if tag == "img":
             src = el.get("src")
             if not src or _is_tracking(el, src):
@@ -1162,7 +1196,7 @@ def _fix_links(body: Any, base: str | None, compiled: _Compiled) -> None:
         elif tag == "source":
             if not el.get("src") and not el.get("srcset"):
                 doomed.append(el)
-        elif not el.get("href"):
+        elif tag == "a" and not el.get("href"):
             anchors.append(el)  # a named anchor or a link whose target was refused: just text
     for el in anchors:
         _unwrap(el)
@@ -1335,22 +1369,31 @@ def _has_text(value: str | None) -> bool:
 
 def _remove_empty(body: Any) -> bool:
     """Remove elements with no text and no media; False when nothing visible is left at all."""
-    has_content: dict[Any, bool] = {}
-    for el in reversed(list(body.iter(etree.Element))):
-        tag = el.tag
-        if tag in ("video", "audio"):
-            content = bool(el.get("src")) or any(True for _ in el.iter("source"))
-        else:
-            content = tag in _KEEP_EMPTY or _has_text(el.text) or any(
-                has_content.get(child, True) or _has_text(child.tail) for child in el
-            )
-        has_content[el] = content
-        if not content and el is not body and tag != "br":
-            if tag not in _BLOCK and _text_content(el):
-                # an inline element holding only a space: keep the space between its neighbours
-                el.tail = " " + (el.tail or "")
-            _drop(el)
-    return has_content[body]
+    return _prune(body)
+
+
+def _prune(el: Any) -> bool:
+    """Whether el has content, once what it holds without any is removed (innermost first).
+
+    A recursion: no list of every element, no generator per element. Siblings go first to
+    last, which leaves the same text as last to first: a removed element's tail joins the
+    text before it either way, in the same order.
+    """
+    child_content = False
+    if len(el):
+        for child in list(el):
+            if _prune(child):
+                child_content = True  # kept: its content is el's
+            elif child.tag != "br":
+                if child.tag not in _BLOCK and _text_content(child):
+                    # an inline element holding only a space: keep the space between its neighbours
+                    child.tail = " " + (child.tail or "")
+                _drop(child)
+    tag = el.tag
+    if tag == "video" or tag == "audio":
+        return bool(el.get("src")) or any(True for _ in el.iter("source"))
+    # read once the children are gone: a removed first child's tail joins el.text
+    return tag in _KEEP_EMPTY or child_content or _has_text(el.text) or any(_has_text(child.tail) for child in el)
 
 
 def _unwrap_wrappers(body: Any) -> None:
@@ -1381,53 +1424,90 @@ def _may_nest(parent: str, child: str) -> bool:
     return not (parent in _HEADINGS and child in _HEADINGS)
 
 
-def _fold_whitespace(body: Any) -> None:
-    """Fold whitespace runs to one space outside <pre>; drop spaces a browser would not show."""
-    in_pre: set[Any] = set()
+def _fold_and_text(body: Any) -> str:
+    """Fold whitespace runs to one space outside <pre>, drop spaces a browser would not show; the text.
+
+    The text is what _text_of reads from the folded tree (nothing changes the tree's text after
+    this: nh3 only serializes it), read in the same walk instead of a second one. Each text is
+    final when it is visited: the spaces that the next element (a block or <br>) or the end of
+    a block would hide are looked ahead for, not trimmed afterwards.
+    """
     for pre in body.iter("pre"):
-        in_pre.update(pre.iterdescendants())
         if pre.text:
             # an HTML5 parser drops one newline right after <pre>: leave none there to drop
             pre.text = pre.text.lstrip("\n") or None
-    # Pre-order: when an element is visited, the text before it (its previous sibling's tail or
-    # its parent's text) has already been folded, so trimming it here is final.
-    for el in body.iter(etree.Element):
-        if in_pre and el in in_pre:
-            continue
-        # Text is written back only when it changed: lxml makes a new text node on every write.
-        tag = el.tag
-        block = tag in _BLOCK
-        text = el.text
-        if text and tag != "pre":
-            folded = _fold_html_space(text)
+    out: list[str] = []
+    text = body.text
+    if text and (text := _fold_own_text(body, text, True)):
+        out.append(text)
+    _fold_children(body, False, True, out.append)
+    return _lines_of(out)
+
+
+def _fold_own_text(el: Any, text: str, block: bool) -> str:
+    """el.text folded (el outside <pre> and not a <pre>), written back when it changed."""
+    # Text is written back only when it changed: lxml makes a new text node on every write.
+    folded = _fold_html_space(text)
+    if block:
+        folded = folded.lstrip(" ")
+    if folded.endswith(" "):
+        if not len(el):
             if block:
-                folded = folded.lstrip(" ")
-                if len(el) == 0:
-                    folded = folded.rstrip(" ")
-            if folded != text:
-                el.text = folded or None
-        if el is body:
-            continue
-        if block or tag == "br":
-            previous = el.getprevious()
-            if previous is not None:
-                before = previous.tail
-                if before and before.endswith(" "):
-                    previous.tail = before.rstrip(" ") or None
-            else:
-                parent = el.getparent()
-                before = parent.text
-                if before and before.endswith(" ") and parent.tag != "pre":
-                    parent.text = before.rstrip(" ") or None
-        tail = el.tail
-        if tail:
-            folded = _fold_html_space(tail)
-            if block or tag == "br":
-                folded = folded.lstrip(" ")
-            if folded.endswith(" ") and el.getnext() is None and el.getparent().tag in _BLOCK:
                 folded = folded.rstrip(" ")
-            if folded != tail:
-                el.tail = folded or None
+        elif (first := el[0].tag) in _BLOCK or first == "br":
+            folded = folded.rstrip(" ")
+    if folded != text:
+        el.text = folded or None
+    return folded
+
+
+def _fold_children(el: Any, pre: bool, read: bool, append: Callable[[str], None]) -> None:
+    # pre: el is or is inside a <pre> (nothing under it is folded); read: its text is read (see
+    # _text_of_children, whose recursion this follows).
+    el_block = el.tag in _BLOCK  # a space that ends its last line is not shown
+    for child in el:
+        tag = child.tag
+        block = tag in _BLOCK
+        if tag in _NO_TEXT_OR_BREAK:
+            if read and tag == "br":
+                append("\n")
+            # not read, but folded all the same
+            if not pre and (text := child.text):
+                _fold_own_text(child, text, block)
+            if len(child):
+                _fold_children(child, pre, False, append)
+        else:
+            in_pre = pre or tag == "pre"
+            if read and block:
+                append("\n")
+            text = child.text
+            if text:
+                if not in_pre:
+                    text = _fold_own_text(child, text, block)
+                if read and text:
+                    append(text)
+            if len(child):
+                _fold_children(child, in_pre, read, append)
+            if read:
+                if block:
+                    append("\n")
+                elif tag == "td" or tag == "th":
+                    append(" ")
+        tail = child.tail
+        if tail:
+            if not pre:
+                folded = _fold_html_space(tail)
+                if block or tag == "br":
+                    folded = folded.lstrip(" ")
+                if folded.endswith(" "):
+                    following = child.getnext()
+                    if el_block if following is None else (following.tag in _BLOCK or following.tag == "br"):
+                        folded = folded.rstrip(" ")
+                if folded != tail:
+                    child.tail = folded or None
+                tail = folded
+            if read and tail:
+                append(tail)
 
 
 def _fold_html_space(text: str) -> str:
@@ -1451,6 +1531,10 @@ def _text_of(root: Any) -> str:
         if text:
             out.append(text if pre else text.replace("\n", " "))
         _text_of_children(root, pre, out.append)
+    return _lines_of(out)
+
+
+def _lines_of(out: list[str]) -> str:
     lines = [
         # Already folded, most lines: printable means no whitespace but " " (every other
         # whitespace character, like every invisible one, is a control or separator).

@@ -797,6 +797,46 @@ def test_is_icon_path_agrees_with_the_regex(path: str) -> None:
     assert html_module._is_icon_path(path) == html_module._ICON_RE.search(path)
 
 
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(
+        st.sampled_from(["https://a.com/", "data:", "about:blank", "/", ".", "x", "Placeholder", "LAZY", "lazyload", "1x1",
+                         "1X1", "blank", "gray", "GREY", "gry", "spacer", "pixel", "transparent", "loading", ".gif", ".png",
+                         ".svg", ".jpg", "\u212a", "\u017f"]),
+        max_size=6,
+    ).map("".join)
+)
+def test_is_placeholder_agrees_with_the_regex(src: str) -> None:
+    lowered = src.lower()
+    expected = lowered.startswith("data:") or lowered == "about:blank" or html_module._PLACEHOLDER_RE.search(src)
+    assert bool(html_module._is_placeholder(src)) == bool(expected)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(
+        st.sampled_from(["https://", "S.W.org", "s.w.org", "/images/core/", "emoji/", "Emoji/", "/wp-includes/images/",
+                         "smilies/", "SMILIES/", "x.png", "\u017f", "/"]),
+        max_size=5,
+    ).map("".join)
+)
+def test_is_emoji_src_agrees_with_the_regex(src: str) -> None:
+    assert html_module._is_emoji_src(src) == html_module._EMOJI_SRC_RE.search(src)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.text(st.characters(exclude_characters="<&"), min_size=1))
+def test_plain_text_gets_the_tree_libxml2_builds(text: str) -> None:
+    body = html_module._parse(text)
+    if body is None:
+        return
+    assert len(body) == 0
+    # what _parse gives libxml2 once it has dropped the characters it cannot take
+    clean = html_module._BAD_CHARS_RE.sub("", text.replace("\x0c", " "))
+    parsed = etree.fromstring("<html><body>" + clean, etree.HTMLParser(remove_comments=True, remove_pis=True))
+    assert body.text == parsed.find("body").text
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("800", 800.0), ("007", 7.0), (" 50px ", 50.0), ("1.5", 1.5), ("\u0661\u0662", 12.0), ("\u00b2", None), ("auto", None), ("", None)],
