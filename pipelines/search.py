@@ -143,10 +143,8 @@ def _transaction(db: Database) -> Iterator[None]:
 
 def install_search(db: Database) -> None:
     """Create the search index, its vocabulary and triggers where missing, and fill it if anything was missing."""
-    if not _install(db) and db.execute(_ANY_PENDING).fetchone():
-        # Left by a crawl that was killed before its last flush (see deferred_indexing's index_every).
-        with _transaction(db):
-            index_pending(db)
+    if not _install(db):
+        flush_pending(db)  # what a crawl killed before its last flush left (deferred_indexing's index_every)
 
 
 def upgrade_search(db: Database) -> None:
