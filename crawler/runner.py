@@ -57,7 +57,7 @@ def run_crawl(options: CrawlOptions) -> dict[str, Any]:
         load_recipes(settings.get("FEEDLOOM_SITES_DIR") or None)
     except RecipeError as exc:
         raise CrawlConfigError(str(exc)) from None
-    from crawler.workers import auto_workers
+    from crawler.workers import ParsePool, auto_workers, will_parse
 
     try:
         auto_workers(settings.get("FEEDLOOM_WORKERS"), 0)
@@ -72,16 +72,24 @@ def run_crawl(options: CrawlOptions) -> dict[str, Any]:
         if not feeds:
             # The common cron case: nothing is due, and starting Scrapy would cost a second.
             return {"feeds_due": 0, "internal_errors": []}
-        from scrapy.crawler import CrawlerProcess
+        pool = ParsePool(auto_workers(settings.get("FEEDLOOM_WORKERS"), len(feeds)))
+        if will_parse(feeds):
+            # Most feeds will answer with a body to parse: the worker processes load their modules now,
+            # on the other cores, while this process loads Scrapy's.
+            pool.start()
+        try:
+            from scrapy.crawler import CrawlerProcess
 
-        from crawler.spiders.feeds import FeedsSpider
+            from crawler.spiders.feeds import FeedsSpider
 
-        settings.set("LOG_INSTALL_ROOT_HANDLER", bool(options.verbose), priority="cmdline")
-        settings.set("FEEDLOOM_LOCK_HELD", True, priority="cmdline")
-        process = CrawlerProcess(settings)
-        crawler = process.create_crawler(FeedsSpider)
-        process.crawl(crawler, feeds=feeds)
-        process.start()
+            settings.set("LOG_INSTALL_ROOT_HANDLER", bool(options.verbose), priority="cmdline")
+            settings.set("FEEDLOOM_LOCK_HELD", True, priority="cmdline")
+            process = CrawlerProcess(settings)
+            crawler = process.create_crawler(FeedsSpider)
+            process.crawl(crawler, feeds=feeds, pool=pool)
+            process.start()
+        finally:
+            pool.close()  # the spider closes it at its end; this is for a crawl that never got there
         stats = crawler.stats.get_stats() if crawler.stats else {}
         crawl_id = stats.get("feedloom/crawl_id")
         store = Store.open(options.db_path)

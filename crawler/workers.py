@@ -10,17 +10,20 @@ first and the pipelines normalize them in the main process, as before.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-import multiprocessing
 import os
+import pickle
 import signal
+import struct
+import subprocess
 import sys
 import threading
-import time
-from collections.abc import Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections import deque
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
+from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from crawler.items import Entry, EntryItem, FeedFetch, RawEntry
@@ -173,6 +176,13 @@ def auto_workers(setting: Any, feeds_due: int) -> int:
     return max(1, min((os.cpu_count() or 1) - 1, AUTO_MAX_WORKERS))
 
 
+def will_parse(feeds: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether most of these feeds will answer with a body to parse: they have no validators (ETag,
+    Last-Modified) to answer "not modified" to, as on a first crawl or from a server that sends none."""
+    fresh = sum(1 for feed in feeds if not feed.get("etag") and not feed.get("last_modified"))
+    return fresh * 2 >= len(feeds) > 0
+
+
 def _memory_bytes() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -186,43 +196,59 @@ class ParsePool:
     The processes start when the crawl has had `start_after` feeds to parse, so an unchanged re-crawl
     (all 304) or one changed feed never pays for them; feeds are parsed inline until they are ready.
     When worker processes cannot start at all, the rest of the crawl parses inline.
+
+    Each worker is a plain child process (`python -c ...`, see `_serve`) fed through its stdin and
+    answering on its stdout: no multiprocessing primitives, so no resource-tracker process (12 MB) and
+    no manager or feeder thread. Jobs wait in one queue; each worker holds DEPTH of them (the one it
+    parses and the next, already in its pipe), refilled by the thread that reads its answers.
     """
 
     def __init__(self, workers: int, start_after: int = 3) -> None:
         self.workers = workers
         self.start_after = start_after
-        self._executor: ProcessPoolExecutor | None = None
-        self._warming: list[Future[None]] = []
+        self._procs: list[_Worker] = []
+        self._queue: deque[_Task] = deque()  # jobs no worker holds yet
+        self._lock = threading.Lock()  # the queue and each worker's jobs: reader threads refill them
         self._parsed = 0
         self._in_flight = 0  # jobs handed to the worker processes and not answered yet
+        self._failed_start = False
         # Feeds in flight when a worker died are parsed again one at a time, in one spare process.
-        self._alone: ProcessPoolExecutor | None = None
+        self._alone: _Worker | None = None
         self._alone_lock = asyncio.Lock()
 
     def start(self) -> None:
         """Start the processes (they import the parsers) without waiting for them."""
-        if self.workers and self._executor is None:
-            try:
-                self._executor = _new_executor(self.workers)
-                self._warming = [self._executor.submit(_warm_up) for _ in range(self.workers)]
-            except (OSError, NotImplementedError, ImportError) as exc:  # no processes here (sandbox, limits)
-                self._give_up(f"worker processes cannot start ({exc})")
+        if not self.workers:
+            return
+        try:
+            with self._lock:
+                while len(self._procs) < self.workers:
+                    self._procs.append(_Worker(self))
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:  # no processes here (sandbox, limits)
+            self._give_up(f"worker processes cannot start ({exc})")
 
     @property
     def ready(self) -> bool:
-        if self._executor is None or not all(f.done() for f in self._warming):
-            return False
-        if any(f.cancelled() or f.exception() is not None for f in self._warming):
+        if self._failed_start:
             self._give_up("worker processes died while starting")
             return False
-        return True
+        return any(worker.ready for worker in self._procs)
+
+    @property
+    def started(self) -> bool:
+        """Whether worker processes are running (or starting)."""
+        return bool(self._procs)
+
+    def pids(self) -> list[int]:
+        """The worker processes' ids."""
+        return [worker.process.pid for worker in self._procs]
 
     async def run(self, job: FeedJob) -> tuple[list[Routed], FeedFetch]:
         if not self.workers or job.response.status != 200:
             return work_feed(job)  # nothing to parse, or no pool: no pickling either
         self._parsed += 1
-        if self._executor is None and self._parsed >= self.start_after:
-            self.start()
+        if len(self._procs) < self.workers and self._parsed >= self.start_after:
+            self.start()  # the first time, or a fresh process after a crash
         steal = (
             self._in_flight >= self.workers * BACKLOG
             and self._parsed % STEAL_EVERY == 0
@@ -237,67 +263,270 @@ class ParsePool:
             self._in_flight -= 1
 
     async def _submit(self, job: FeedJob) -> tuple[list[Routed], FeedFetch]:
-        executor = self._executor
-        assert executor is not None
+        task = _Task(job)
+        with self._lock:
+            self._queue.append(task)
+            self._dispatch()
         try:
-            return await asyncio.wrap_future(executor.submit(work_feed, job))
-        except BrokenProcessPool:
-            self._discard(executor)  # the next feed starts a fresh pool
-        # The pool died under one of the feeds in flight, not necessarily this one: parse this one
-        # again in a process of its own, so that only the feed that kills a worker is recorded as failed.
+            return await asyncio.wrap_future(task.future)
+        except _WorkerDied:
+            pass
+        if not self.workers:  # the pool gave up meanwhile
+            return work_feed(job)
+        # A worker died with this feed in its hands, not necessarily because of it: parse it again in
+        # a process of its own, so that only the feed that kills a worker is recorded as failed.
         async with self._alone_lock:
-            if self._alone is None:
-                self._alone = _new_executor(1)
+            alone = self._alone
+            if alone is None or not alone.alive:
+                alone = self._alone = _Worker(self, alone=True)
+            task = _Task(job)
+            with self._lock:
+                alone.take(task)
             try:
-                return await asyncio.wrap_future(self._alone.submit(work_feed, job))
-            except BrokenProcessPool:
-                self._alone.shutdown(wait=False)
+                return await asyncio.wrap_future(task.future)
+            except _WorkerDied:
                 self._alone = None
                 raise WorkerCrashed(
                     "the parser process died on this feed (a crash in a parser, or the out-of-memory killer)"
                 ) from None
 
     def close(self) -> None:
-        for executor in (self._executor, self._alone):
-            if executor is not None:
-                executor.shutdown(wait=True, cancel_futures=True)
-        self._executor = self._alone = None
+        with self._lock:
+            workers = [*self._procs, *([self._alone] if self._alone is not None else [])]
+            self._procs, self._alone = [], None
+            queued, self._queue = list(self._queue), deque()
+        for task in queued:
+            task.future.cancel()
+        for worker in workers:
+            worker.close()
 
-    def _discard(self, executor: ProcessPoolExecutor) -> None:
-        if self._executor is executor:  # not a fresh pool another feed has started since
-            self._executor = None
-            executor.shutdown(wait=False, cancel_futures=True)
+    def _dispatch(self) -> None:
+        """Hand queued jobs to ready workers with room, the least busy first. Holds self._lock."""
+        while self._queue:
+            room = [w for w in self._procs if w.ready and w.alive and len(w.sent) < DEPTH]
+            if not room:
+                return
+            min(room, key=lambda w: len(w.sent)).take(self._queue.popleft())
+
+    # Called from a worker's reader thread:
+
+    def _worker_ready(self, worker: _Worker) -> None:
+        with self._lock:
+            worker.ready = True
+            self._dispatch()
+
+    def _answered(self, worker: _Worker, ok: bool, value: Any) -> None:
+        with self._lock:
+            task = worker.sent.popleft()
+            self._dispatch()
+        _settle(task, ok, value)
+
+    def _exited(self, worker: _Worker) -> None:
+        with self._lock:
+            worker.alive = False
+            lost = list(worker.sent)
+            worker.sent.clear()
+            if worker in self._procs:
+                self._procs.remove(worker)
+                if not worker.ready:
+                    self._failed_start = True
+                if not self._procs:  # nobody left to take the queue
+                    lost += self._queue
+                    self._queue.clear()
+        for task in lost:
+            _settle(task, False, _WorkerDied())
 
     def _give_up(self, why: str) -> None:
         logger.warning("%s: parsing in the crawl process instead", why)
-        if self._executor is not None:
-            self._discard(self._executor)
         self.workers = 0
+        self._failed_start = False
+        self.close()
 
 
-def _new_executor(workers: int) -> ProcessPoolExecutor:
-    # spawn, not fork: the crawl process runs a reactor and threads
-    return ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker, initargs=(os.getpid(),)
-    )
+# Each worker holds this many jobs: the one it parses and the next, already in its pipe, so it never
+# waits for the crawl process between two feeds.
+DEPTH = 2
+# A feed's job or result goes through its pipe without waiting for the other side to read (Linux).
+PIPE_BYTES = 1024 * 1024
+_HEADER = struct.Struct("!Q")  # each message: its length, then its pickle; a worker's first is empty (ready)
+_BOOT = "import json, sys; sys.path[:] = json.loads(sys.argv[1]); from crawler.workers import _serve; _serve()"
 
 
-def _start_worker(crawl_pid: int) -> None:
+class _WorkerDied(Exception):
+    """The worker process ended with this job in its hands."""
+
+
+class _Task:
+    __slots__ = ("future", "job")
+
+    def __init__(self, job: FeedJob) -> None:
+        self.job = job
+        self.future: Future[tuple[list[Routed], FeedFetch]] = Future()
+
+
+def _settle(task: _Task, ok: bool, value: Any) -> None:
+    if task.future.done():  # cancelled by close()
+        return
+    if ok:
+        task.future.set_result(value)
+    else:
+        task.future.set_exception(value)
+
+
+def _worker_command() -> list[str]:
+    if not sys.executable:
+        raise OSError("no Python executable to start")
+    # The crawl's own sys.path: the worker imports the same modules, however the crawl was started.
+    return [sys.executable, "-c", _BOOT, json.dumps(sys.path)]
+
+
+class _Worker:
+    """One worker process: jobs go in on its stdin (a writer thread), answers come out on its stdout
+    (a reader thread, which settles each job in order and hands the worker the next)."""
+
+    def __init__(self, pool: ParsePool, *, alone: bool = False) -> None:
+        self.pool = pool
+        self.alone = alone
+        self.process = subprocess.Popen(_worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self._stdin = self.process.stdin
+        self._stdout = self.process.stdout
+        _widen_pipe(self._stdin.fileno())
+        _widen_pipe(self._stdout.fileno())
+        self.sent: deque[_Task] = deque()  # jobs it holds, in the order it answers them
+        self.ready = False
+        self.alive = True
+        self._out: SimpleQueue[bytes | None] = SimpleQueue()
+        name = f"feedloom-worker-{self.process.pid}"
+        self._writer = threading.Thread(target=self._write, name=f"{name}-in", daemon=True)
+        self._reader = threading.Thread(target=self._read, name=f"{name}-out", daemon=True)
+        self._writer.start()
+        self._reader.start()
+
+    def take(self, task: _Task) -> None:
+        """Send it a job. Holds the pool's lock (the job is pickled here, so that one that cannot be
+        fails alone)."""
+        try:
+            payload = pickle.dumps(task.job, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it is this feed's error alone
+            _settle(task, False, exc)
+            return
+        self.sent.append(task)
+        self._out.put(payload)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Let it finish what it holds and end; kill it if it will not."""
+        self._out.put(None)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._reader.join(timeout)
+        self._writer.join(timeout)
+
+    def _write(self) -> None:
+        try:
+            while (payload := self._out.get()) is not None:
+                _send(self._stdin, payload)
+        except (OSError, ValueError):
+            pass  # the process has gone: the reader sees its end
+        finally:
+            try:
+                self._stdin.close()  # the worker reads the end of its jobs, and exits
+            except OSError:
+                pass
+
+    def _read(self) -> None:
+        pool = self.pool
+        try:
+            while (message := _receive(self._stdout)) is not None:
+                if not message:
+                    pool._worker_ready(self)
+                    continue
+                try:
+                    ok, value = pickle.loads(message)
+                except Exception as exc:  # noqa: BLE001 - an exception its class cannot rebuild here
+                    ok, value = False, RuntimeError(f"a worker's answer could not be read: {exc}")
+                pool._answered(self, ok, value)
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._out.put(None)
+            self.process.wait()  # no zombie
+            pool._exited(self)
+
+
+def _widen_pipe(fd: int) -> None:
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError):
+        pass  # not Linux, or above /proc/sys/fs/pipe-max-size: the default pipe works, only slower
+
+
+def _send(out: Any, payload: bytes) -> None:
+    for data in (_HEADER.pack(len(payload)), payload):
+        view = memoryview(data)
+        while view:
+            view = view[out.write(view) :]
+
+
+def _receive(source: Any) -> bytearray | None:
+    """The next message, or None at the end of the stream."""
+    header = _read_exactly(source, _HEADER.size)
+    if header is None:
+        return None
+    return _read_exactly(source, _HEADER.unpack(header)[0])
+
+
+def _read_exactly(source: Any, size: int) -> bytearray | None:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    while got < size:
+        count = source.readinto(view[got:])
+        if not count:
+            return None
+        got += count
+    return buffer
+
+
+def _serve() -> None:
+    """A worker process's life: import the parsers, say so, then answer each job until the crawl
+    process closes the pipe (or is gone: a SIGKILLed crawl leaves no worker behind)."""
     # Ctrl-C reaches the whole process group: the crawl process shuts the pool down in order, and a
     # worker must not die first with a KeyboardInterrupt traceback on the user's terminal. The same for
     # SIGTERM, which `systemctl stop` (and some cron timeouts) send to every process of the crawl: a
     # worker that died first would leave the feeds in its hands recorded as parser crashes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    threading.Thread(target=_exit_with, args=(crawl_pid,), name="feedloom-orphan-watch", daemon=True).start()
+    # The pipes are for jobs and answers alone: whatever a library prints goes to stderr.
+    jobs = os.fdopen(os.dup(0), "rb", buffering=0)
+    answers = os.fdopen(os.dup(1), "wb", buffering=0)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    _warm_up()
+    try:
+        _send(answers, b"")
+        while (message := _receive(jobs)) is not None:
+            try:
+                answer = pickle.dumps((True, work_feed(pickle.loads(message))), pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # noqa: BLE001 - the feed's error goes back to the crawl process
+                answer = _error_answer(exc)
+            _send(answers, answer)
+    except BrokenPipeError:
+        pass  # the crawl process is gone
 
 
-def _exit_with(crawl_pid: int) -> None:
-    """End this worker when the crawl process is gone (SIGKILL, a cron timeout). The worker holds its
-    own end of the job queue, so it would otherwise wait for a job forever, holding its memory."""
-    while os.getppid() == crawl_pid:
-        time.sleep(0.5)
-    os._exit(0)
+def _error_answer(exc: Exception) -> bytes:
+    try:
+        return pickle.dumps((False, exc), pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - an exception that cannot be pickled: its text, then
+        return pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")), pickle.HIGHEST_PROTOCOL)
 
 
 def _warm_up() -> None:

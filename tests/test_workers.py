@@ -203,17 +203,104 @@ def test_only_the_feed_that_kills_its_worker_fails_and_the_pool_recovers():
     asyncio.run(scenario())
 
 
+class _Prints:
+    """Unpickled in the worker, it prints to stdout, as a chatty library would."""
+
+    def __reduce__(self):
+        return (print, ("a library talking on stdout",))
+
+
+class _Raises:
+    """Unpickled in the worker, it raises, as a bug in work_feed would."""
+
+    def __reduce__(self):
+        return (int, ("not a number",))
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_workers_are_the_crawls_only_child_processes():
+    """No multiprocessing resource tracker (12 MB) beside them: the pool uses plain pipes."""
+
+    async def scenario():
+        pool = ParsePool(2, start_after=0)
+        try:
+            pool.start()
+            while not pool.ready:
+                await asyncio.sleep(0.05)
+            assert await pool.run(job()) == work_feed(job())
+            assert _children(os.getpid()) == set(pool.pids()) and len(pool.pids()) == 2
+        finally:
+            pool.close()
+        assert not _children(os.getpid())
+
+    asyncio.run(scenario())
+
+
+def test_a_worker_that_prints_or_raises_still_answers_every_feed():
+    async def scenario():
+        pool = ParsePool(1, start_after=0)
+        try:
+            pool.start()
+            while not pool.ready:
+                await asyncio.sleep(0.05)
+            chatty = job(feed={**FEED, "noise": _Prints()})
+            assert await pool.run(chatty) == work_feed(job(feed={**FEED, "noise": None}))
+            with pytest.raises(ValueError, match="not a number"):
+                await pool.run(job(feed={**FEED, "bug": _Raises()}))
+            pids = pool.pids()
+            assert await pool.run(job()) == work_feed(job())
+            assert pool.pids() == pids  # the same worker: an error is not a crash
+        finally:
+            pool.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_feed_larger_than_a_pipe_goes_through_a_worker_whole():
+    items = "".join(
+        f"<item><title>第{i}篇</title><link>http://columns.test/{i}</link><description><![CDATA[{LONG_BODY}]]></description></item>"
+        for i in range(1000)
+    )
+    body = f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>专栏</title>{items}</channel></rss>'.encode()
+    assert len(body) > 3 * 1024 * 1024  # three times the pipe, both ways
+    big = job(response=Response(FEED["url"], 200, {"content-type": "application/rss+xml"}, body))
+
+    async def scenario():
+        pool = ParsePool(1, start_after=0)
+        try:
+            pool.start()
+            while not pool.ready:
+                await asyncio.sleep(0.05)
+            results = await asyncio.gather(pool.run(big), pool.run(job()), pool.run(big))
+            expected = work_feed(big)
+            assert results == [expected, work_feed(job()), expected]
+        finally:
+            pool.close()
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize("failure", ["cannot_create", "die_on_start"])
 def test_when_workers_cannot_run_the_crawl_parses_inline(monkeypatch, failure):
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    def broken_executor(workers):
+    def broken_command():
         if failure == "cannot_create":
-            raise NotImplementedError("no sem_open here")
-        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=os._exit, initargs=(3,))
+            raise OSError("no processes here")
+        return [sys.executable, "-c", "import os; os._exit(3)"]
 
-    monkeypatch.setattr("crawler.workers._new_executor", broken_executor)
+    monkeypatch.setattr("crawler.workers._worker_command", broken_command)
 
     async def scenario():
         pool = ParsePool(2, start_after=0)
@@ -224,7 +311,7 @@ def test_when_workers_cannot_run_the_crawl_parses_inline(monkeypatch, failure):
                     break
                 await asyncio.sleep(0.05)
             assert await pool.run(job()) == work_feed(job())
-            assert pool.workers == 0 and pool._executor is None
+            assert pool.workers == 0 and not pool.started
         finally:
             pool.close()
 
@@ -239,14 +326,13 @@ def test_a_worker_ignores_ctrl_c_and_sigterm_which_the_crawl_process_handles(sig
             pool.start()
             while not pool.ready:
                 await asyncio.sleep(0.05)
-            executor = pool._executor
-            processes = list(executor._processes.values())
-            for process in processes:
-                os.kill(process.pid, signum)
+            pids = pool.pids()
+            for pid in pids:
+                os.kill(pid, signum)
             await asyncio.sleep(0.2)
             assert await pool.run(job()) == work_feed(job())
             # the same processes, alive: not a fresh pool after a crash
-            assert pool._executor is executor and all(process.is_alive() for process in processes)
+            assert pool.pids() == pids and all(_alive(pid) for pid in pids)
         finally:
             pool.close()
 
@@ -260,11 +346,11 @@ def test_the_pool_starts_only_once_there_is_parsing_to_do():
             not_modified = job(response=Response(FEED["url"], 304, {}, b""))
             for _ in range(5):
                 await pool.run(not_modified)
-            assert pool._executor is None
+            assert not pool.started
             first = await pool.run(job())
-            assert pool._executor is None
+            assert not pool.started
             second = await pool.run(job())  # parsed inline while the processes start
-            assert pool._executor is not None and first == second == work_feed(job())
+            assert pool.started and first == second == work_feed(job())
         finally:
             pool.close()
 
@@ -418,7 +504,7 @@ def test_workers_end_when_the_crawl_process_is_killed(tmp_path):
         "    pool.start()\n"
         "    while not pool.ready:\n"
         "        await asyncio.sleep(0.05)\n"
-        "    print(' '.join(str(p.pid) for p in pool._executor._processes.values()), flush=True)\n"
+        "    print(' '.join(str(pid) for pid in pool.pids()), flush=True)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
         "if __name__ == '__main__':\n"
         "    asyncio.run(main())\n"

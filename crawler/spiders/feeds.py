@@ -18,8 +18,15 @@ from crawler.items import EntryBatch, EntryItem, FeedFetch
 from crawler.outcome import Response, error_outcome
 from crawler.pages import complete_from_page, page_failed, page_problem
 from crawler.recipes import Recipe, load_recipes, recipe_for
+from crawler.signals import feeds_all_requested
 from crawler.timeutil import to_iso, utc_now
-from crawler.workers import FeedJob, ParsePool, WorkerCrashed, auto_workers, limit_malloc_arenas
+from crawler.workers import (
+    FeedJob,
+    ParsePool,
+    WorkerCrashed,
+    auto_workers,
+    limit_malloc_arenas,
+)
 from pipelines.lock import acquire_lock, release_lock
 from pipelines.store import Store, default_db_path
 
@@ -34,9 +41,12 @@ _FEED_FIELDS = ("id", "url", "title", "language", "timezone", "categories", "ful
 class FeedsSpider(scrapy.Spider):
     name = "feeds"
 
-    def __init__(self, feeds: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, feeds: list[dict[str, Any]] | None = None, pool: ParsePool | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.feed_rows = feeds
+        self.given_pool = pool  # started by `feedloom crawl` before Scrapy loaded (see run_crawl)
         self.recipes: tuple[Recipe, ...] = ()
         self.reader: Store | None = None
         # Pages in flight, and the entries waiting on each; a feed's fetch record waits for its pages.
@@ -77,7 +87,10 @@ class FeedsSpider(scrapy.Spider):
             from pipelines.html import load_html_rules
 
             spider.html_rules = load_html_rules(rules_path)
-        spider.pool = ParsePool(auto_workers(settings.get("FEEDLOOM_WORKERS"), len(spider.feed_rows)))
+        if spider.given_pool is not None:
+            spider.pool = spider.given_pool
+        else:
+            spider.pool = ParsePool(auto_workers(settings.get("FEEDLOOM_WORKERS"), len(spider.feed_rows)))
         spider.batch_items = batches_allowed(settings)
         return spider
 
@@ -108,6 +121,8 @@ class FeedsSpider(scrapy.Spider):
                     "started": time.monotonic(),
                 },
             )
+        if getattr(self, "crawler", None) is not None:
+            self.crawler.signals.send_catch_log(feeds_all_requested)
 
     def _engine_busy(self) -> bool:
         engine = getattr(getattr(self, "crawler", None), "engine", None)
