@@ -15,6 +15,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from crawler.items import Entry, EntryBatch, EntryItem, FeedFetch
+from crawler.signals import feeds_all_requested
 from crawler.timeutil import from_iso, iso_after, to_iso, utc_now
 from pipelines.dedupe import columnist_id, columnist_site, is_person
 from pipelines.schedule import ScheduleSettings, failure_interval, success_interval
@@ -590,7 +591,16 @@ class StorePipeline:
             backoff_base_s=s.getint("FEEDLOOM_BACKOFF_BASE"),
             backoff_cap_s=s.getint("FEEDLOOM_BACKOFF_CAP"),
         )
-        return cls(s.get("FEEDLOOM_DB") or default_db_path(), s.getint("FEEDLOOM_BATCH_SIZE", 200), schedule, crawler)
+        pipeline = cls(s.get("FEEDLOOM_DB") or default_db_path(), s.getint("FEEDLOOM_BATCH_SIZE", 200), schedule, crawler)
+        crawler.signals.connect(pipeline.feeds_all_requested, signal=feeds_all_requested)
+        return pipeline
+
+    def feeds_all_requested(self) -> None:
+        """From the last feed on, each batch is indexed for search as it is written (with what still
+        waits): the writer thread does it while the last feeds are parsed, and the crawl's end, which
+        waits for it, has little left to index."""
+        if self.store is not None:
+            self.store.index_every = 0
 
     def open_spider(self, spider: Any = None) -> None:
         self.store = Store.open(self.db_path, schedule=self.schedule)

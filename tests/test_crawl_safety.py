@@ -121,6 +121,30 @@ def test_the_exit_status_says_when_a_crawl_failed(tmp_path, monkeypatch, row, co
     assert result.exit_code == code
 
 
+def test_start_says_when_it_has_handed_over_its_last_feed():
+    import asyncio
+    from types import SimpleNamespace
+
+    from crawler.signals import feeds_all_requested
+    from crawler.spiders.feeds import FeedsSpider
+
+    sent: list[tuple[object, int]] = []
+
+    async def scenario() -> None:
+        spider = FeedsSpider(feeds=[{"id": n, "url": f"http://example.com/{n}.xml"} for n in range(3)])
+        spider.crawler = SimpleNamespace(
+            engine=SimpleNamespace(needs_backout=lambda: False),
+            signals=SimpleNamespace(send_catch_log=lambda signal: sent.append((signal, handed))),
+        )
+        handed = 0
+        async for _ in spider.start():
+            handed += 1
+            assert not sent  # not before the last one
+        assert sent == [(feeds_all_requested, 3)]
+
+    asyncio.run(scenario())
+
+
 def test_start_hands_over_the_next_feed_only_when_the_scheduler_ran_dry():
     """Scrapy queues start requests as fast as they come: 5,000 waiting requests held some 20 MB."""
     import asyncio

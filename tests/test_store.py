@@ -243,6 +243,43 @@ def test_a_crawl_indexes_its_entries_a_few_hundred_at_a_time_and_all_of_them_by_
     check.close()
 
 
+def test_once_the_last_feed_is_requested_each_batch_is_indexed_as_it_is_written(tmp_path, monkeypatch):
+    """The end of a crawl waits for what is left to index: from the last feed on, the writer thread
+    indexes as it goes, while the last feeds are parsed."""
+    from types import SimpleNamespace
+
+    from scrapy.settings import Settings
+    from scrapy.signalmanager import SignalManager
+
+    from crawler.signals import feeds_all_requested
+    from pipelines import search, store
+    from pipelines.store import StorePipeline
+
+    db = tmp_path / "p.db"
+    Store.open(db).add_feed("https://feed1.com/")
+    monkeypatch.setattr(store, "INDEX_EVERY", 5)
+    flushed = []
+    real_index = search.index_pending
+    monkeypatch.setattr(search, "index_pending", lambda database: flushed.append(real_index(database)) or flushed[-1])
+    crawler = SimpleNamespace(settings=Settings({"FEEDLOOM_DB": str(db), "FEEDLOOM_BATCH_SIZE": 2}), signals=SignalManager())
+    pipeline = StorePipeline.from_crawler(crawler)
+    pipeline.crawler = None  # no stats to keep here
+    pipeline.open_spider()
+    for n in range(4):
+        pipeline.process_item(item(make_entry(url=f"https://e.com/{n}", content_text=f"第{n}篇讲私域复购"), 1))
+    pipeline._drain(0)
+    assert flushed == []  # 4 waiting, fewer than 5
+    crawler.signals.send_catch_log(feeds_all_requested)
+    for n in range(4, 8):
+        pipeline.process_item(item(make_entry(url=f"https://e.com/{n}", content_text=f"第{n}篇讲私域复购"), 1))
+    pipeline._drain(0)
+    # 4 waiting when the signal came: the next batch indexed them with its own 2, the last its 2
+    assert flushed == [6, 2]
+    assert pipeline.store.db.execute("SELECT count(*) FROM entries_fts_pending").fetchone()[0] == 0
+    pipeline.close_spider()
+    assert flushed == [6, 2]  # nothing left for the end
+
+
 def test_entries_a_killed_crawl_left_unindexed_are_indexed_when_the_next_crawl_opens(tmp_path):
     from pipelines.store import StorePipeline
 
