@@ -1,7 +1,7 @@
 """Where a first crawl's CPU goes, by process and thread: `python -m bench.threads [--feeds N] [-s NAME=VALUE]`.
 
 Serves the benchmark corpus (bench/out/corpus-N-0, generated when missing) from 127.0.0.1, runs one
-`feedloom crawl --all` into a fresh database, and samples /proc every 0.5 s: the CPU time of each
+`feedloom crawl --all` into a fresh database, and samples /proc every 0.5 s (`--every S`): the CPU time of each
 thread of the crawl process (its main thread runs the reactor; the store writes on another) and of
 each child process (the worker processes, multiprocessing's resource tracker), and the peak memory
 (VmHWM) of each process. A thread's CPU is its last sample, so the final half second may be missing.
@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feeds", type=int, default=500)
     parser.add_argument("-s", "--setting", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--timeline", type=float, metavar="S", help="also print how busy each was, every S seconds")
+    parser.add_argument("--every", type=float, default=0.5, metavar="S", help="sample /proc every S seconds (0.5)")
     parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "out")
     args = parser.parse_args(argv)
     corpus = ensure_corpus(args.out.resolve() / f"corpus-{args.feeds}-0", args.feeds, 0)
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 spent[name] = spent.get(name, 0.0) + seconds
             spent[RSS_LABEL] = sum(rss_mb(pid) for pid in (crawl.pid, *children(crawl.pid)))
             samples.append((time.monotonic() - started, spent))
-            time.sleep(0.5)
+            time.sleep(args.every)
         wall = time.monotonic() - started
     print(f"{corpus.items:,} entries in {wall:.1f} s wall: {corpus.items / wall:.0f} entries/s (exit {crawl.returncode})")
     by_label: dict[str, float] = {}

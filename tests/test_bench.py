@@ -217,7 +217,7 @@ def test_stage_timings_cover_every_entry_of_the_feeds(tmp_path):
 def test_thread_report_accounts_for_the_crawl_and_its_worker(tmp_path, capsys):
     from bench.threads import main
 
-    assert main(["--feeds", "24", "--out", str(tmp_path), "-s", "FEEDLOOM_WORKERS=1", "--timeline", "0.5"]) == 0
+    assert main(["--feeds", "24", "--out", str(tmp_path), "-s", "FEEDLOOM_WORKERS=1", "--timeline", "0.5", "--every", "0.2"]) == 0
     report = capsys.readouterr().out
     assert "crawl process, main thread (reactor)" in report
     assert "child process" in report  # the worker process
