@@ -22,11 +22,11 @@ import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any
 
-from crawler.items import Entry, EntryItem, FeedFetch, RawEntry
+from crawler.items import Entry, EntryItem, FeedFetch, RawEntry, evolve
 from crawler.outcome import Response, decide_feed_response
 from crawler.pages import feed_side_hash, page_reason
 from crawler.recipes import Recipe, recipe_for
@@ -102,10 +102,10 @@ def work_feed(job: FeedJob) -> tuple[list[Routed], FeedFetch]:
             known={"feed_hash": known} if known else None,
             text=normalized.text,
         )
-        item = replace(item, feed_hash=feed_side_hash(raw))
+        item = evolve(item, feed_hash=feed_side_hash(raw))
         if reason is None and (entry := normalized.entry()) is not None:
             slim = raw if job.keep_raw else RawEntry(guid=raw.guid, link=raw.link)
-            item = replace(item, raw=slim, entry=entry, normalized=True)
+            item = evolve(item, raw=slim, entry=entry, normalized=True)
         routed.append(Routed(item, reason))
     return routed, fetch
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 
-from crawler.items import Entry
+from crawler.items import Entry, evolve
 
 # Changing any of these changes every stored id: they are part of the database format.
 _ID_HEX = 16  # 64 bits: no collision to fear below billions of entries
@@ -34,7 +33,7 @@ def content_hash(entry: Entry) -> str:
 def identify(entry: Entry) -> Entry:
     """The dedupe stage: fill id, identity and content_hash."""
     identity = identity_key(entry)
-    return replace(entry, identity=identity, id=entry_id(identity), content_hash=content_hash(entry))
+    return evolve(entry, identity=identity, id=entry_id(identity), content_hash=content_hash(entry))
 
 
 def _digest(text: str) -> str:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from crawler.items import Entry, EntryItem, FeedContext, RawEntry
+from crawler.items import Entry, EntryItem, FeedContext, RawEntry, evolve
 from pipelines.dedupe import identify
 
 if TYPE_CHECKING:
@@ -42,7 +41,7 @@ def apply_html(entry: Entry, *, base_url: str | None, rules: HtmlRules | None = 
     cover = normalize_url(cover) if cover else None
     title = entry.title or _shorten(text.split("\n", 1)[0], 80)
     word_count, minutes = text_stats(text)
-    return replace(
+    return evolve(
         entry,
         title=title,
         content_html=clean.html,
@@ -63,7 +62,7 @@ def metadata_stage(raw: RawEntry, context: FeedContext) -> Entry:
     entry = normalize_metadata(raw, context)
     if raw.author_url or raw.author_avatar or raw.author_bio:
         base = raw.base_url or entry.url
-        entry = replace(
+        entry = evolve(
             entry,
             author_url=normalize_url(raw.author_url, base),
             author_avatar=normalize_url(raw.author_avatar, base),
@@ -93,7 +92,7 @@ def _shorten(text: str, limit: int) -> str:
 class MetadataPipeline:
     def process_item(self, item: Any) -> Any:
         if isinstance(item, EntryItem) and item.entry is None and not item.normalized:
-            return replace(item, entry=metadata_stage(item.raw, item.context))
+            return evolve(item, entry=metadata_stage(item.raw, item.context))
         return item
 
 
@@ -114,12 +113,12 @@ class HtmlPipeline:
     def process_item(self, item: Any) -> Any:
         if isinstance(item, EntryItem) and item.entry is not None and not item.normalized:
             base = item.raw.base_url or item.entry.url or item.context.feed_url
-            return replace(item, entry=apply_html(item.entry, base_url=base, rules=self.rules))
+            return evolve(item, entry=apply_html(item.entry, base_url=base, rules=self.rules))
         return item
 
 
 class DedupePipeline:
     def process_item(self, item: Any) -> Any:
         if isinstance(item, EntryItem) and item.entry is not None and not item.normalized:
-            return replace(item, entry=identify(item.entry))
+            return evolve(item, entry=identify(item.entry))
         return item

@@ -532,3 +532,29 @@ def test_malloc_arenas_are_capped_on_glibc_and_left_alone_for_0():
     assert limit_malloc_arenas(0) is False
     glibc = sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION") is not None
     assert limit_malloc_arenas(2) is glibc
+
+
+def test_evolve_gives_what_dataclasses_replace_gives_for_every_record():
+    import dataclasses
+
+    import crawler.items as records
+    from crawler.items import evolve
+
+    classes = [c for c in vars(records).values() if isinstance(c, type) and dataclasses.is_dataclass(c)]
+    assert len(classes) >= 7
+    for cls in classes:
+        # What evolve relies on: nothing runs in __init__ but setting each field.
+        assert not hasattr(cls, "__post_init__") and all(f.init for f in dataclasses.fields(cls)), cls
+    (item,) = [routed.item for routed in work_feed(job())[0][:1]]
+    assert item.entry is not None
+    for record, changes in [
+        (item, {"feed_hash": "abc", "normalized": True}),
+        (item.entry, {"title": "新标题", "word_count": 7, "categories": ("产品",)}),
+        (item.raw, {"link": "http://columns.test/x"}),
+    ]:
+        same = evolve(record, **changes)
+        assert same == dataclasses.replace(record, **changes) and type(same) is type(record)
+        assert hash(same) == hash(dataclasses.replace(record, **changes))
+        assert record != same  # the original is untouched
+    with pytest.raises(TypeError, match="no field 'nope'"):
+        evolve(item, nope=1)
