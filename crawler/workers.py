@@ -278,7 +278,7 @@ class ParsePool:
         async with self._alone_lock:
             alone = self._alone
             if alone is None or not alone.alive:
-                alone = self._alone = _Worker(self, alone=True)
+                alone = self._alone = _Worker(self)  # not in _procs: given no queued jobs
             task = _Task(job)
             with self._lock:
                 alone.take(task)
@@ -384,9 +384,8 @@ class _Worker:
     """One worker process: jobs go in on its stdin (a writer thread), answers come out on its stdout
     (a reader thread, which settles each job in order and hands the worker the next)."""
 
-    def __init__(self, pool: ParsePool, *, alone: bool = False) -> None:
+    def __init__(self, pool: ParsePool) -> None:
         self.pool = pool
-        self.alone = alone
         self.process = subprocess.Popen(_worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         assert self.process.stdin is not None and self.process.stdout is not None
         self._stdin = self.process.stdin
