@@ -220,16 +220,23 @@ def test_the_pipeline_writes_its_batches_on_its_own_thread_in_order(tmp_path, mo
     check.close()
 
 
-def test_a_crawl_indexes_its_entries_a_few_hundred_at_a_time_and_all_of_them_by_the_end(tmp_path, monkeypatch):
+def _index_every_5(db, monkeypatch) -> list[int]:
+    """A database with one feed, a crawl's INDEX_EVERY of 5, and the sizes of the index flushes that follow."""
     from pipelines import search, store
+
+    Store.open(db).add_feed("https://feed1.com/")
+    monkeypatch.setattr(store, "INDEX_EVERY", 5)
+    flushed: list[int] = []
+    real_index = search.index_pending
+    monkeypatch.setattr(search, "index_pending", lambda database: flushed.append(real_index(database)) or flushed[-1])
+    return flushed
+
+
+def test_a_crawl_indexes_its_entries_a_few_hundred_at_a_time_and_all_of_them_by_the_end(tmp_path, monkeypatch):
     from pipelines.store import StorePipeline
 
     db = tmp_path / "p.db"
-    Store.open(db).add_feed("https://feed1.com/")
-    monkeypatch.setattr(store, "INDEX_EVERY", 5)
-    flushed = []
-    real_index = search.index_pending
-    monkeypatch.setattr(search, "index_pending", lambda database: flushed.append(real_index(database)) or flushed[-1])
+    flushed = _index_every_5(db, monkeypatch)
     pipeline = StorePipeline(str(db), batch_size=2)
     pipeline.open_spider()
     for n in range(12):
@@ -252,15 +259,10 @@ def test_once_the_last_feed_is_requested_each_batch_is_indexed_as_it_is_written(
     from scrapy.signalmanager import SignalManager
 
     from crawler.signals import feeds_all_requested
-    from pipelines import search, store
     from pipelines.store import StorePipeline
 
     db = tmp_path / "p.db"
-    Store.open(db).add_feed("https://feed1.com/")
-    monkeypatch.setattr(store, "INDEX_EVERY", 5)
-    flushed = []
-    real_index = search.index_pending
-    monkeypatch.setattr(search, "index_pending", lambda database: flushed.append(real_index(database)) or flushed[-1])
+    flushed = _index_every_5(db, monkeypatch)
     crawler = SimpleNamespace(settings=Settings({"FEEDLOOM_DB": str(db), "FEEDLOOM_BATCH_SIZE": 2}), signals=SignalManager())
     pipeline = StorePipeline.from_crawler(crawler)
     pipeline.crawler = None  # no stats to keep here

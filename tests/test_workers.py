@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -10,11 +11,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from scrapy.utils.project import get_project_settings
 
+from bench.threads import children
 from crawler.items import FeedFetch
 from crawler.outcome import Response, decide_feed_response
 from crawler.pages import feed_side_hash
@@ -173,6 +176,19 @@ def test_a_wrong_workers_setting_stops_the_crawl_before_it_starts(tmp_path):
     assert "Traceback" not in result.stderr + result.stdout
 
 
+@contextlib.asynccontextmanager
+async def ready_pool(workers: int) -> AsyncIterator[ParsePool]:
+    """A pool whose worker processes have started and loaded the parsers; closed at the end."""
+    pool = ParsePool(workers, start_after=0)
+    try:
+        pool.start()
+        while not pool.ready:
+            await asyncio.sleep(0.05)
+        yield pool
+    finally:
+        pool.close()
+
+
 class _KillsItsWorker:
     """Unpickled in the worker, it ends that process the way a crash in a C library would."""
 
@@ -182,12 +198,8 @@ class _KillsItsWorker:
 
 def test_only_the_feed_that_kills_its_worker_fails_and_the_pool_recovers():
     async def scenario():
-        pool = ParsePool(2, start_after=0)
-        try:
-            inline = work_feed(job())
-            pool.start()
-            while not pool.ready:
-                await asyncio.sleep(0.05)
+        inline = work_feed(job())
+        async with ready_pool(2) as pool:
             assert await pool.run(job()) == inline
             deadly = job(feed={**FEED, "poison": _KillsItsWorker()})
             results = await asyncio.gather(pool.run(job()), pool.run(deadly), pool.run(job()), return_exceptions=True)
@@ -197,8 +209,6 @@ def test_only_the_feed_that_kills_its_worker_fails_and_the_pool_recovers():
             while not pool.ready:
                 await asyncio.sleep(0.05)
             assert await pool.run(job()) == inline  # the fresh pool
-        finally:
-            pool.close()
 
     asyncio.run(scenario())
 
@@ -217,45 +227,22 @@ class _Raises:
         return (int, ("not a number",))
 
 
-def _children(pid: int) -> set[int]:
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
-                found.add(int(entry))
-    return found
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_the_workers_are_the_crawls_only_child_processes():
     """No multiprocessing resource tracker (12 MB) beside them: the pool uses plain pipes."""
 
     async def scenario():
-        pool = ParsePool(2, start_after=0)
-        try:
-            pool.start()
-            while not pool.ready:
-                await asyncio.sleep(0.05)
+        async with ready_pool(2) as pool:
             assert await pool.run(job()) == work_feed(job())
-            assert _children(os.getpid()) == set(pool.pids()) and len(pool.pids()) == 2
-        finally:
-            pool.close()
-        assert not _children(os.getpid())
+            assert set(children(os.getpid())) == set(pool.pids()) and len(pool.pids()) == 2
+        assert not children(os.getpid())
 
     asyncio.run(scenario())
 
 
 def test_a_worker_that_prints_or_raises_still_answers_every_feed():
     async def scenario():
-        pool = ParsePool(1, start_after=0)
-        try:
-            pool.start()
-            while not pool.ready:
-                await asyncio.sleep(0.05)
+        async with ready_pool(1) as pool:
             chatty = job(feed={**FEED, "noise": _Prints()})
             assert await pool.run(chatty) == work_feed(job(feed={**FEED, "noise": None}))
             with pytest.raises(ValueError, match="not a number"):
@@ -263,8 +250,6 @@ def test_a_worker_that_prints_or_raises_still_answers_every_feed():
             pids = pool.pids()
             assert await pool.run(job()) == work_feed(job())
             assert pool.pids() == pids  # the same worker: an error is not a crash
-        finally:
-            pool.close()
 
     asyncio.run(scenario())
 
@@ -279,16 +264,10 @@ def test_a_feed_larger_than_a_pipe_goes_through_a_worker_whole():
     big = job(response=Response(FEED["url"], 200, {"content-type": "application/rss+xml"}, body))
 
     async def scenario():
-        pool = ParsePool(1, start_after=0)
-        try:
-            pool.start()
-            while not pool.ready:
-                await asyncio.sleep(0.05)
+        async with ready_pool(1) as pool:
             results = await asyncio.gather(pool.run(big), pool.run(job()), pool.run(big))
             expected = work_feed(big)
             assert results == [expected, work_feed(job()), expected]
-        finally:
-            pool.close()
 
     asyncio.run(scenario())
 
@@ -321,11 +300,7 @@ def test_when_workers_cannot_run_the_crawl_parses_inline(monkeypatch, failure):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_worker_ignores_ctrl_c_and_sigterm_which_the_crawl_process_handles(signum):
     async def scenario():
-        pool = ParsePool(1, start_after=0)
-        try:
-            pool.start()
-            while not pool.ready:
-                await asyncio.sleep(0.05)
+        async with ready_pool(1) as pool:
             pids = pool.pids()
             for pid in pids:
                 os.kill(pid, signum)
@@ -333,8 +308,6 @@ def test_a_worker_ignores_ctrl_c_and_sigterm_which_the_crawl_process_handles(sig
             assert await pool.run(job()) == work_feed(job())
             # the same processes, alive: not a fresh pool after a crash
             assert pool.pids() == pids and all(_alive(pid) for pid in pids)
-        finally:
-            pool.close()
 
     asyncio.run(scenario())
 
