@@ -531,3 +531,19 @@ def test_evolve_gives_what_dataclasses_replace_gives_for_every_record():
         assert record != same  # the original is untouched
     with pytest.raises(TypeError, match="no field 'nope'"):
         evolve(item, nope=1)
+
+
+@pytest.mark.parametrize(
+    ("validators", "expected"),
+    [
+        ([{}, {}, {}], True),  # a first crawl: nothing to answer "not modified" to
+        ([{"etag": '"a"'}, {"last_modified": "Thu, 19 Nov 2026 09:30:00 GMT"}, {}], False),
+        ([{"etag": '"a"'}, {}, {}], True),  # servers that send no validators answer 200 every time
+        ([], False),
+    ],
+)
+def test_workers_start_before_scrapy_when_most_feeds_will_answer_with_a_body(validators, expected):
+    from crawler.workers import will_parse
+
+    feeds = [{"id": n, "url": f"http://columns.test/{n}", "etag": None, "last_modified": None, **v} for n, v in enumerate(validators)]
+    assert will_parse(feeds) is expected
