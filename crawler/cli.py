@@ -257,10 +257,16 @@ def print_summary(row: dict[str, Any], seconds: float, db: str) -> None:
     if not due:
         click.echo("no feeds due: nothing to fetch (use --all to fetch every feed now)")
         return
-    click.echo(
-        f"crawled {due} feeds in {seconds:.1f}s: {row.get('feeds_fetched') or 0} fetched, "
+    counted = (
+        f"{row.get('feeds_fetched') or 0} fetched, "
         f"{row.get('feeds_not_modified') or 0} not modified, {row.get('feeds_failed') or 0} failed"
     )
+    if row.get("status") == "interrupted":
+        answered = sum(row.get(k) or 0 for k in ("feeds_fetched", "feeds_not_modified", "feeds_failed"))
+        rest = "; the rest stay due" if answered < due else ""
+        click.echo(f"stopped after {seconds:.1f}s, {answered} of {due} feeds done: {counted}{rest}")
+    else:
+        click.echo(f"crawled {due} feeds in {seconds:.1f}s: {counted}")
     click.echo(
         f"entries: {row.get('entries_new') or 0} new, {row.get('entries_updated') or 0} updated, "
         f"{row.get('entries_merged') or 0} merged as duplicates, {row.get('entries_unchanged') or 0} unchanged"

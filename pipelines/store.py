@@ -641,10 +641,15 @@ class StorePipeline:
                 self._fail_crawl(exc)
                 raise
             self._catch_up_search()  # the last entries, waiting for INDEX_EVERY more
-            self.store.finish_crawl(self.crawl_id, self.counts)
+            self.store.finish_crawl(self.crawl_id, self.counts, status="interrupted" if self._stopped() else "finished")
         finally:
             self._stop_writer()
             self.store.close()
+
+    def _stopped(self) -> bool:
+        """Whether the crawl was stopped before its end (Ctrl-C, SIGTERM): Scrapy's crawler stops
+        `crawling` before it closes the spider then, and keeps it through a crawl that ran out of feeds."""
+        return self.crawler is not None and getattr(self.crawler, "crawling", True) is False
 
     def _catch_up_search(self) -> None:
         """Index the entries still waiting; if the database refuses, say so: they are stored, and the

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from pipelines.store import Store
 from tests.conftest import ROOT, run_feedloom
 from tests.scripted_server import Route, ScriptedServer
 
@@ -181,3 +182,41 @@ def test_start_hands_over_the_next_feed_only_when_the_scheduler_ran_dry():
         return seen
 
     assert asyncio.run(scenario()) == [f"http://example.com/{n}.xml" for n in range(3)]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_crawl_stopped_by_ctrl_c_or_sigterm_is_recorded_as_interrupted_and_says_so(tmp_path, signum):
+    """A stopped crawl did not finish: its row and its summary say so, and the feeds it never
+    reached stay due. Scrapy lets the download in flight end (here by its timeout) and starts no other."""
+    db = tmp_path / "f.db"
+    feeds = ("/a", "/b", "/c")
+    with ScriptedServer() as server:
+        store = Store.open(db)
+        for path in feeds:
+            server.route(path, Route(body=b"<rss/>", delay_s=60))
+            store.add_feed(server.url + path)
+        store.close()
+        crawl = subprocess.Popen(
+            [sys.executable, "-m", "crawler.cli", "crawl", "--db", str(db), "--allow-private", "--quiet",
+             "-s", "CONCURRENT_REQUESTS=1", "-s", "DOWNLOAD_TIMEOUT=3"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not {hit.path for hit in server.hits} & set(feeds):
+                time.sleep(0.05)
+            os.killpg(crawl.pid, signum)  # as a terminal's Ctrl-C or `systemctl stop`: the whole group
+            out, err = crawl.communicate(timeout=60)
+        finally:
+            if crawl.poll() is None:
+                crawl.kill()
+        asked = {hit.path for hit in server.hits} & set(feeds)
+    assert crawl.returncode == 0, err
+    assert "Traceback" not in err
+    assert len(asked) == 1  # one in flight when stopped; no other started
+    assert "stopped after" in out and "1 of 3 feeds done: 0 fetched, 0 not modified, 1 failed; the rest stay due" in out
+    check = Store.open(db)
+    assert check.db.execute("SELECT status, feeds_due, feeds_failed FROM crawls").fetchone() == ("interrupted", 3, 1)
+    never = check.db.execute("SELECT count(*) FROM feeds WHERE last_status IS NULL").fetchone()[0]
+    check.close()
+    assert never == 2  # not fetched: still due for the next crawl
