@@ -261,6 +261,12 @@ def print_summary(row: dict[str, Any], seconds: float, db: str) -> None:
         f"{row.get('feeds_fetched') or 0} fetched, "
         f"{row.get('feeds_not_modified') or 0} not modified, {row.get('feeds_failed') or 0} failed"
     )
+    if row.get("status") == "interrupted" and row.get("feeds_fetched") is None:
+        click.echo(
+            f"stopped at once after {seconds:.1f}s, before the crawl could count what it did: "
+            "what it stored stays, and the next crawl fetches the rest"
+        )
+        return
     if row.get("status") == "interrupted":
         answered = sum(row.get(k) or 0 for k in ("feeds_fetched", "feeds_not_modified", "feeds_failed"))
         rest = "; the rest stay due" if answered < due else ""

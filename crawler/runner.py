@@ -95,6 +95,11 @@ def run_crawl(options: CrawlOptions) -> dict[str, Any]:
         store = Store.open(options.db_path)
         try:
             row = store.crawl(crawl_id) if crawl_id else {}
+            if row.get("status") == "running":
+                # Scrapy stopped at once (a second Ctrl-C) before the crawl could record its end: what
+                # was written stays, the rest is fetched next time.
+                store.interrupt_crawl(crawl_id)
+                row = store.crawl(crawl_id)
         finally:
             store.close()
         row["internal_errors"] = stats.get("feedloom/internal_errors") or []

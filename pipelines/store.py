@@ -224,6 +224,13 @@ class Store:
         )
         return int(cursor.lastrowid or 0)
 
+    def interrupt_crawl(self, crawl_id: int) -> None:
+        """Mark a crawl that stopped without recording its end `interrupted` (its counts stay unknown)."""
+        self.db.execute(
+            "UPDATE crawls SET status = 'interrupted', finished_at = ? WHERE id = ? AND status = 'running'",
+            [to_iso(utc_now()), crawl_id],
+        )
+
     def finish_crawl(self, crawl_id: int, counts: CrawlCounts, status: str = "finished") -> None:
         self.db.execute(
             """UPDATE crawls SET finished_at = ?, status = ?, feeds_fetched = ?, feeds_not_modified = ?,

@@ -220,3 +220,34 @@ def test_a_crawl_stopped_by_ctrl_c_or_sigterm_is_recorded_as_interrupted_and_say
     never = check.db.execute("SELECT count(*) FROM feeds WHERE last_status IS NULL").fetchone()[0]
     check.close()
     assert never == 2  # not fetched: still due for the next crawl
+
+
+def test_a_second_ctrl_c_stops_at_once_and_the_crawl_is_still_recorded_as_interrupted(tmp_path):
+    db = tmp_path / "f.db"
+    with ScriptedServer() as server:
+        server.route("/slow", Route(body=b"<rss/>", delay_s=60))
+        store = Store.open(db)
+        store.add_feed(server.url + "/slow")
+        store.close()
+        crawl = subprocess.Popen(
+            [sys.executable, "-m", "crawler.cli", "crawl", "--db", str(db), "--allow-private", "--quiet"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and "/slow" not in {hit.path for hit in server.hits}:
+                time.sleep(0.05)
+            started = time.monotonic()
+            os.killpg(crawl.pid, signal.SIGINT)  # waits for the download in flight (30 s at most) ...
+            time.sleep(0.5)
+            os.killpg(crawl.pid, signal.SIGINT)  # ... unless asked again
+            out, err = crawl.communicate(timeout=60)
+        finally:
+            if crawl.poll() is None:
+                crawl.kill()
+    assert time.monotonic() - started < 20  # not the download's 30 s timeout
+    assert "Traceback" not in err
+    assert "stopped at once" in out and "the next crawl fetches the rest" in out
+    check = Store.open(db)
+    assert check.db.execute("SELECT status, finished_at IS NOT NULL FROM crawls").fetchone() == ("interrupted", 1)
+    check.close()
