@@ -303,7 +303,8 @@ class ParsePool:
     def _dispatch(self) -> None:
         """Hand queued jobs to ready workers with room, the least busy first. Holds self._lock."""
         while self._queue:
-            room = [w for w in self._procs if w.ready and w.alive and len(w.sent) < DEPTH]
+            # _exited takes a dead worker out of _procs under this lock: every one here is alive
+            room = [w for w in self._procs if w.ready and len(w.sent) < DEPTH]
             if not room:
                 return
             min(room, key=lambda w: len(w.sent)).take(self._queue.popleft())
