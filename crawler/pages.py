@@ -35,7 +35,7 @@ def page_reason(
     failed); it is called only when the summary check is reached, and spares that check a parse of
     the raw body (`looks_like_summary`).
     """
-    if not raw.link or urlsplit(raw.link).scheme not in ("http", "https"):
+    if not raw.link or not _is_web_link(raw.link):
         return None
     if feed_full_content == 0:
         return None
@@ -51,6 +51,15 @@ def page_reason(
     if looks_like_summary(raw.content, raw.summary, text=text() if text is not None else None):
         return "the feed carries only a summary"
     return None
+
+
+def _is_web_link(link: str) -> bool:
+    """Whether urlsplit finds an http(s) scheme in link (and raises what it raises)."""
+    if isinstance(link, str) and link.startswith(("http://", "https://")) and link.isascii() and "[" not in link and "]" not in link:
+        # What urlsplit would answer, without its work (its cache misses on every new link): nothing
+        # before the scheme to strip, and no bracketed or non-ASCII host for it to refuse.
+        return True
+    return urlsplit(link).scheme in ("http", "https")
 
 
 def page_problem(fields: ArticleFields, recipe: Recipe | None) -> str | None:

@@ -77,6 +77,8 @@ _TRUNCATION_MARK = re.compile(
 SUMMARY_MAX_CJK_CHARS = 500
 _ROUGH_TAGS = re.compile(r"<(?:script|style)\b.*?</(?:script|style)\s*>|<[^>]*>", re.I | re.S)
 SUMMARY_MAX_LATIN_WORDS = 120
+# _too_short first counts this many characters: plenty for either limit in most long texts.
+_TOO_SHORT_HEAD = 1500
 
 
 class ExtractError(ValueError):
@@ -152,13 +154,27 @@ def looks_like_summary(content_html: str | None, summary: str | None, *, text: s
 
 def _too_short(text: str) -> bool:
     """Fewer than SUMMARY_MAX_CJK_CHARS characters of mostly CJK text, or SUMMARY_MAX_LATIN_WORDS words."""
-    words = text.split()
-    letters = sum(map(len, words))
-    if letters >= SUMMARY_MAX_CJK_CHARS and len(words) >= SUMMARY_MAX_LATIN_WORDS:
-        return False  # long enough counted either way: no need to tell the script
+    if len(text) > _TOO_SHORT_HEAD and _long_either_way(*_words_and_letters(text[:_TOO_SHORT_HEAD])):
+        # A prefix has no more words and letters than the whole text: when it is long enough
+        # counted either way, so is the text, and the rest of a long article need not be split.
+        return False
+    words, letters = _words_and_letters(text)
+    if _long_either_way(words, letters):
+        return False  # no need to tell the script
     if _cjk_count(text) * 3 >= letters:
         return letters < SUMMARY_MAX_CJK_CHARS
-    return len(words) < SUMMARY_MAX_LATIN_WORDS
+    return words < SUMMARY_MAX_LATIN_WORDS
+
+
+def _words_and_letters(text: str) -> tuple[int, int]:
+    """(words, characters other than whitespace) of text."""
+    words = text.split()
+    return len(words), sum(map(len, words))
+
+
+def _long_either_way(words: int, letters: int) -> bool:
+    """Long enough whether the text is counted as CJK characters or as words."""
+    return letters >= SUMMARY_MAX_CJK_CHARS and words >= SUMMARY_MAX_LATIN_WORDS
 
 
 def _ends_truncated(html: str) -> bool:
@@ -166,7 +182,8 @@ def _ends_truncated(html: str) -> bool:
     # The last 800 characters are plenty: a tag they cut in half only adds its end ('class="x">')
     # before the words that count, and only the last 40 characters of text can hold the mark.
     rough = html_module.unescape(_ROUGH_TAGS.sub(" ", html[-800:]))
-    return bool(_TRUNCATION_MARK.search(" ".join(rough.split()[-12:])[-40:]))
+    # rsplit stops after the last 12 words: the same words as split()[-12:], without a string for every other one.
+    return bool(_TRUNCATION_MARK.search(" ".join(rough.rsplit(None, 12)[-12:])[-40:]))
 
 
 def _cjk_count(text: str) -> int:
