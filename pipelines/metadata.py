@@ -393,7 +393,7 @@ def _parse_date_text(text: str, default_tz: str | None, now: datetime) -> dateti
             y, mo, d, hh, mi, ss = (int(g) for g in m.groups())
             return datetime(y, mo, d, hh, mi, ss, tzinfo=UTC)
         except ValueError:
-            return None
+            pass  # a leap second or Feb 30, never our own output: read as any zoned ISO date
     m = _ISO_ZONED_RE.fullmatch(s)
     if m:
         try:
