@@ -42,6 +42,7 @@ class Measurement:
     load: float = 0.0  # 1-minute load average when the run ended: other work competing for the CPUs
     peak_pss_mb: float = 0.0  # the same tree's proportional set size: shared pages counted once
     peak_single_rss_mb: float = 0.0  # the largest single process (ru_maxrss)
+    round: int = 1  # which round of the run (--rounds): the tools alternate going first
 
     @property
     def entries_per_s(self) -> float:
@@ -123,7 +124,7 @@ def fresh_db(path: Path) -> None:
 
 
 def bench_feedloom(
-    corpus: Corpus, server: CorpusServer, work: Path, log: Path, settings: Sequence[str] = ()
+    corpus: Corpus, server: CorpusServer, work: Path, log: Path, settings: Sequence[str] = (), round_no: int = 1
 ) -> list[Measurement]:
     db = work / "feedloom.db"
     fresh_db(db)
@@ -145,12 +146,17 @@ def bench_feedloom(
             # Count only what was really handled when some feeds failed.
             processed = sum(int(row.get(k) or 0) for k in ("entries_new", "entries_merged", "entries_updated", "entries_unchanged"))
         out.append(
-            Measurement("feedloom", phase, wall, cpu, rss, rc, stored, processed, responses, row, os.getloadavg()[0], pss, single)
+            Measurement(
+                "feedloom", phase, wall, cpu, rss, rc, stored, processed, responses, row, os.getloadavg()[0], pss, single,
+                round_no,
+            )
         )
     return out
 
 
-def bench_reader(corpus: Corpus, server: CorpusServer, work: Path, log: Path, workers: int) -> list[Measurement]:
+def bench_reader(
+    corpus: Corpus, server: CorpusServer, work: Path, log: Path, workers: int, round_no: int = 1
+) -> list[Measurement]:
     db = work / "reader.db"
     fresh_db(db)
     urls = work / "feeds.txt"
@@ -168,7 +174,10 @@ def bench_reader(corpus: Corpus, server: CorpusServer, work: Path, log: Path, wo
         if phase == "first" and detail.get("updated") != corpus.feeds:
             processed = int(detail.get("new") or 0) + int(detail.get("modified") or 0)
         out.append(
-            Measurement("reader", phase, wall, cpu, rss, rc, stored, processed, responses, detail, os.getloadavg()[0], pss, single)
+            Measurement(
+                "reader", phase, wall, cpu, rss, rc, stored, processed, responses, detail, os.getloadavg()[0], pss, single,
+                round_no,
+            )
         )
     return out
 
@@ -332,13 +341,48 @@ def _fmt(value: float, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
-def _pick(results: Results, tool: str, phase: str) -> Measurement | None:
-    return next((m for m in results.measurements if m.tool == tool and m.phase == phase), None)
+def _pick(results: Results, tool: str, phase: str, round_no: int | None = None) -> Measurement | None:
+    return next(
+        (m for m in results.measurements if m.tool == tool and m.phase == phase and round_no in (None, m.round)), None
+    )
+
+
+def rounds_of(results: Results) -> list[int]:
+    return sorted({m.round for m in results.measurements})
+
+
+def first_crawl_ratio(results: Results, round_no: int) -> float | None:
+    """feedloom's first-crawl entries/s over reader's in the same round, or None without reader."""
+    ours, theirs = _pick(results, "feedloom", "first", round_no), _pick(results, "reader", "first", round_no)
+    if ours is None or theirs is None or not theirs.entries_per_s:
+        return None
+    return ours.entries_per_s / theirs.entries_per_s
+
+
+def median_round(results: Results) -> int:
+    """The round the report's main table shows: the median one by the first crawl's ratio to reader
+    (by feedloom's entries/s when reader was not measured); of two middle rounds, the lower one."""
+    def key(round_no: int) -> float:
+        ratio = first_crawl_ratio(results, round_no)
+        if ratio is not None:
+            return ratio
+        ours = _pick(results, "feedloom", "first", round_no)
+        return ours.entries_per_s if ours else 0.0
+
+    ranked = sorted(rounds_of(results), key=key)
+    return ranked[(len(ranked) - 1) // 2] if ranked else 1
+
+
+def _peak(results: Results, tool: str, phase: str, attr: str) -> float | None:
+    values = [getattr(m, attr) for m in results.measurements if m.tool == tool and m.phase == phase]
+    return max(values) if values else None
 
 
 def render(results: Results, others: Sequence[Results] = ()) -> str:
-    ours1, ours2 = _pick(results, "feedloom", "first"), _pick(results, "feedloom", "unchanged")
-    theirs1, theirs2 = _pick(results, "reader", "first"), _pick(results, "reader", "unchanged")
+    rounds = rounds_of(results)
+    shown = median_round(results)
+    ours1, ours2 = _pick(results, "feedloom", "first", shown), _pick(results, "feedloom", "unchanged", shown)
+    theirs1, theirs2 = _pick(results, "reader", "first", shown), _pick(results, "reader", "unchanged", shown)
     m = results.machine
     title = (
         f"### {results.feeds} feeds, {results.items:,} feed entries ({results.articles:,} distinct articles), "
@@ -350,6 +394,13 @@ def render(results: Results, others: Sequence[Results] = ()) -> str:
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, {m['system']}. Command: `{results.command}`",
         "",
     ]
+    several = len(rounds) > 1
+    if several:
+        note = (
+            f"{len(rounds)} rounds, the tools taking turns to go first. The table shows round {shown}, the median "
+            "round by the first crawl's ratio; peak memory is the largest of all rounds. Each round follows it."
+        )
+        lines += [note, ""]
     with_reader = theirs1 is not None
     head = "| | feedloom |" + (" reader | feedloom vs reader | target |" if with_reader else "")
     lines += [head, "|---|---:|" + ("---:|---:|---|" if with_reader else "")]
@@ -378,10 +429,13 @@ def render(results: Results, others: Sequence[Results] = ()) -> str:
         row("first crawl: entries per CPU s", ours_cpu_rate, theirs_cpu_rate,
             f"{ours_cpu_rate / theirs_cpu_rate:.2f}x" if theirs_cpu_rate else "-",
             "less sensitive to a busy machine" if theirs_cpu_rate else "", digits=0)
-        row("first crawl: peak RSS MB", ours1.peak_rss_mb, theirs1.peak_rss_mb if theirs1 else None,
-            f"{ours1.peak_rss_mb / theirs1.peak_rss_mb:.2f}x" if theirs1 else "",
-            f"<= {RSS_TARGET_MB:.0f} MB: {verdict(ours1.peak_rss_mb <= RSS_TARGET_MB)}")
-        row("first crawl: peak PSS MB (shared pages once)", ours1.peak_pss_mb, theirs1.peak_pss_mb if theirs1 else None)
+        ours_rss = _peak(results, "feedloom", "first", "peak_rss_mb") or 0.0
+        theirs_rss = _peak(results, "reader", "first", "peak_rss_mb")
+        row("first crawl: peak RSS MB" + (", largest of all rounds" if several else ""), ours_rss, theirs_rss,
+            f"{ours_rss / theirs_rss:.2f}x" if theirs_rss else "",
+            f"<= {RSS_TARGET_MB:.0f} MB: {verdict(ours_rss <= RSS_TARGET_MB)}")
+        row("first crawl: peak PSS MB (shared pages once)" + (", largest" if several else ""),
+            _peak(results, "feedloom", "first", "peak_pss_mb"), _peak(results, "reader", "first", "peak_pss_mb"))
         row("entries stored", ours1.stored, theirs1.stored if theirs1 else None, "",
             "we merge the shared items" if with_reader else "", digits=0)
     if ours2:
@@ -390,10 +444,18 @@ def render(results: Results, others: Sequence[Results] = ()) -> str:
             f"{faster:.2f}x as fast" if faster else "-",
             f"no slower: {verdict(faster >= 1)}" if faster else "", digits=2)
         row("unchanged re-crawl: CPU s", ours2.cpu_s, theirs2.cpu_s if theirs2 else None, digits=2)
-        row("unchanged re-crawl: peak RSS MB", ours2.peak_rss_mb, theirs2.peak_rss_mb if theirs2 else None, "",
-            f"<= {RSS_TARGET_MB:.0f} MB: {verdict(ours2.peak_rss_mb <= RSS_TARGET_MB)}")
+        ours2_rss = _peak(results, "feedloom", "unchanged", "peak_rss_mb") or 0.0
+        row("unchanged re-crawl: peak RSS MB" + (", largest of all rounds" if several else ""), ours2_rss,
+            _peak(results, "reader", "unchanged", "peak_rss_mb"), "",
+            f"<= {RSS_TARGET_MB:.0f} MB: {verdict(ours2_rss <= RSS_TARGET_MB)}")
     lines.append("")
+    if several:
+        lines += _rounds_table(results, rounds)
     for meas in results.measurements:
+        if meas.round != shown:
+            if meas.returncode != 0:
+                lines.append(f"- {meas.tool}, {meas.phase}, round {meas.round}: **exit {meas.returncode}**")
+            continue
         status = "" if meas.returncode == 0 else f" **exit {meas.returncode}**"
         responses = ", ".join(f"{k}: {v}" for k, v in meas.responses.items())
         pages = meas.detail.get("pages_fetched") or meas.detail.get("pages_failed")
@@ -420,13 +482,16 @@ def render(results: Results, others: Sequence[Results] = ()) -> str:
                   "|---:|---:|---:|---:|---:|---:|"]
         peaks = []
         for r in scaling:
-            a, b = _pick(r, "feedloom", "first"), _pick(r, "feedloom", "unchanged")
-            assert a is not None
-            peak = max(a.peak_rss_mb, b.peak_rss_mb if b else 0.0)
+            first_mb = _peak(r, "feedloom", "first", "peak_rss_mb") or 0.0
+            unchanged_mb = _peak(r, "feedloom", "unchanged", "peak_rss_mb")
+            speed = statistics.median(
+                m.entries_per_s for m in r.measurements if m.tool == "feedloom" and m.phase == "first"
+            )
+            peak = max(first_mb, unchanged_mb or 0.0)
             peaks.append(peak)
             lines.append(
-                f"| {r.feeds:,} | {r.items:,} | {a.peak_rss_mb:.0f} | {f'{b.peak_rss_mb:.0f}' if b else '-'} "
-                f"| {peak:.0f} | {a.entries_per_s:,.0f} |"
+                f"| {r.feeds:,} | {r.items:,} | {first_mb:.0f} | {f'{unchanged_mb:.0f}' if unchanged_mb else '-'} "
+                f"| {peak:.0f} | {speed:,.0f} |"
             )
         # Flat means the largest corpus needs at most 20% more than the smallest, whichever phase peaks.
         growth = peaks[-1] / peaks[0]
@@ -437,6 +502,58 @@ def render(results: Results, others: Sequence[Results] = ()) -> str:
         )
         lines += ["", flat]
     return "\n".join(lines) + "\n"
+
+
+def _rounds_table(results: Results, rounds: Sequence[int]) -> list[str]:
+    """One row per round, and the spread of the ratios: the machine's noise, in the report."""
+    with_reader = any(m.tool == "reader" for m in results.measurements)
+    head = "| round | went first | feedloom first crawl entries/s | CPU s |"
+    rule = "|---:|---|---:|---:|"
+    if with_reader:
+        head += " reader entries/s | CPU s | ratio | per CPU s | unchanged re-crawl, feedloom / reader s |"
+        rule += "---:|---:|---:|---:|---|"
+    head += " peak RSS / PSS MB |"
+    rule += "---:|"
+    lines = [head, rule]
+    ratios, recrawls = [], []
+    for round_no in rounds:
+        ours1, ours2 = _pick(results, "feedloom", "first", round_no), _pick(results, "feedloom", "unchanged", round_no)
+        theirs1 = _pick(results, "reader", "first", round_no)
+        theirs2 = _pick(results, "reader", "unchanged", round_no)
+        if ours1 is None:
+            continue
+        order = [m for m in results.measurements if m.round == round_no]
+        cells = [str(round_no), order[0].tool if order else "-", f"{ours1.entries_per_s:,.0f}", f"{ours1.cpu_s:.1f}"]
+        if with_reader:
+            ratio = first_crawl_ratio(results, round_no)
+            per_cpu = (theirs1.cpu_s / ours1.cpu_s) if theirs1 and ours1.cpu_s else None
+            recrawl = theirs2.wall_s / ours2.wall_s if theirs2 and ours2 and ours2.wall_s else None
+            if ratio is not None:
+                ratios.append(ratio)
+            if recrawl is not None:
+                recrawls.append(recrawl)
+            cells += [
+                f"{theirs1.entries_per_s:,.0f}" if theirs1 else "-", f"{theirs1.cpu_s:.1f}" if theirs1 else "-",
+                f"{ratio:.2f}x" if ratio is not None else "-", f"{per_cpu:.2f}x" if per_cpu else "-",
+                f"{ours2.wall_s:.2f} / {theirs2.wall_s:.2f} ({recrawl:.2f}x)" if ours2 and theirs2 and recrawl else "-",
+            ]
+        ours_pss = max(m.peak_pss_mb for m in (ours1, ours2) if m)
+        ours_rss = max(m.peak_rss_mb for m in (ours1, ours2) if m)
+        cells.append(f"{ours_rss:.0f} / {ours_pss:.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    if ratios:
+        summary = (
+            f"First crawl over {len(ratios)} rounds: median {statistics.median(ratios):.2f}x reader's entries/s "
+            f"({min(ratios):.2f}-{max(ratios):.2f}x), 3x or more in {sum(r >= 3 for r in ratios)} of {len(ratios)}."
+        )
+        if recrawls:
+            summary += (
+                f" Unchanged re-crawl: median {statistics.median(recrawls):.2f}x as fast as reader's, "
+                f"no slower in {sum(r >= 1 for r in recrawls)} of {len(recrawls)}."
+            )
+        lines += [summary, ""]
+    return lines
 
 
 def load_results(path: Path) -> Results | None:
@@ -462,10 +579,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-reader", action="store_true", help="do not measure reader even if it is installed")
     parser.add_argument("--reader-workers", type=int, default=1, help="reader's update_feeds(workers=N) (default 1, its default)")
+    parser.add_argument(
+        "--rounds", type=int, default=3,
+        help="rounds of both tools, taking turns to go first; the report shows the median round (default 3)",
+    )
     parser.add_argument("--skip-startup", action="store_true", help="do not measure `feedloom parse` start-up")
     parser.add_argument("--profile", action="store_true", help="also profile a first crawl with pyinstrument")
     parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "out", help="output folder (default bench/out)")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be 1 or more, not {args.rounds}")
 
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -481,16 +604,21 @@ def main(argv: list[str] | None = None) -> int:
     server = CorpusServer.for_corpus(corpus.root, list(corpus.feed_paths))
     measurements: list[Measurement] = []
     command = "python -m bench.run" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    with_reader = not args.skip_reader and importlib.util.find_spec("reader") is not None
+    if not args.skip_reader and not with_reader:
+        say("reader is not installed (pip install -e '.[bench]'): measuring feedloom alone")
     with server:
-        say(f"serving at {server.url}; feedloom crawl (first, then unchanged) ...")
-        measurements += bench_feedloom(corpus, server, work, log, args.setting)
-        _say_measurements(say, measurements[-2:])
-        if not args.skip_reader:
-            if importlib.util.find_spec("reader") is None:
-                say("reader is not installed (pip install -e '.[bench]'): measuring feedloom alone")
-            else:
-                say("reader update_feeds (first, then unchanged) ...")
-                measurements += bench_reader(corpus, server, work, log, args.reader_workers)
+        say(f"serving at {server.url}")
+        for round_no in range(1, args.rounds + 1):
+            tools = ["feedloom", "reader"] if with_reader else ["feedloom"]
+            if round_no % 2 == 0:
+                tools.reverse()  # this machine's speed drifts: neither tool always goes first
+            for tool in tools:
+                say(f"round {round_no} of {args.rounds}: {tool} (first crawl, then unchanged) ...")
+                if tool == "feedloom":
+                    measurements += bench_feedloom(corpus, server, work, log, args.setting, round_no)
+                else:
+                    measurements += bench_reader(corpus, server, work, log, args.reader_workers, round_no)
                 _say_measurements(say, measurements[-2:])
         if args.profile:
             say("profiling a first crawl with pyinstrument ...")

@@ -242,3 +242,64 @@ def test_timeline_shows_the_memory_of_each_step_in_a_column_of_its_own():
     table = timeline(samples, 2.0).splitlines()
     assert table[0] == f"| seconds | a | both cores | {RSS_LABEL} |"
     assert table[2] == "| 0-2 | 75% | 38% | 120 |"
+
+
+def _results(figures, feeds=500):
+    """Results of a run: figures maps round -> (feedloom wall s, reader wall s, feedloom peak RSS MB)."""
+    from bench.run import Measurement, Results
+
+    measurements = []
+    for round_no, (ours, theirs, rss) in figures.items():
+        pair = [
+            [Measurement("feedloom", "first", ours, ours * 1.8, rss, 0, 900, 1000, round=round_no),
+             Measurement("feedloom", "unchanged", 1.0, 1.0, 70.0, 0, 900, 0, round=round_no)],
+            [Measurement("reader", "first", theirs, theirs, 50.0, 0, 1000, 1000, round=round_no),
+             Measurement("reader", "unchanged", 2.0, 1.5, 48.0, 0, 1000, 0, round=round_no)],
+        ]
+        for tool in pair if round_no % 2 else reversed(pair):
+            measurements += tool
+    machine = {"nproc": "2", "cpu": "x", "python": "3.11", "system": "Linux"}
+    return Results(feeds, 0, 1000, 900, 1.0, machine, "python -m bench.run", measurements)
+
+
+def test_the_report_shows_the_median_round_and_every_round():
+    from bench.run import median_round, render
+
+    # Ratios: round 1 3.0x, round 2 2.5x, round 3 3.5x: the median is round 1.
+    results = _results({1: (10.0, 30.0, 130.0), 2: (10.0, 25.0, 149.0), 3: (10.0, 35.0, 120.0)})
+    assert median_round(results) == 1
+    report = render(results)
+    assert "The table shows round 1, the median round" in report
+    assert "| first crawl: entries/s | 100 | 33 | 3.00x | >= 3x (stretch 5x): **met** |" in report
+    # Memory is judged on the largest of the rounds, not the median one.
+    assert "| first crawl: peak RSS MB, largest of all rounds | 149.0 | 50.0 |" in report
+    assert "| 2 | reader | 100 | 18.0 | 40 | 25.0 | 2.50x |" in report  # reader went first in round 2
+    assert "First crawl over 3 rounds: median 3.00x reader's entries/s (2.50-3.50x), 3x or more in 2 of 3." in report
+    assert "Unchanged re-crawl: median 2.00x as fast as reader's, no slower in 3 of 3." in report
+
+
+def test_of_two_middle_rounds_the_report_shows_the_lower():
+    from bench.run import median_round
+
+    results = _results({1: (10.0, 31.0, 130.0), 2: (10.0, 29.0, 130.0), 3: (10.0, 40.0, 130.0), 4: (10.0, 20.0, 130.0)})
+    assert median_round(results) == 2  # 2.9x, not 3.1x
+
+
+def test_a_single_round_reports_as_before(tmp_path):
+    import dataclasses
+    import json
+
+    from bench.run import load_results, render
+
+    results = _results({1: (10.0, 25.0, 130.0)})
+    report = render(results)
+    assert "rounds" not in report and "| round |" not in report
+    assert "| first crawl: entries/s | 100 | 40 | 2.50x | >= 3x (stretch 5x): **not met** |" in report
+    # Results written before rounds existed have no "round": they load as round 1.
+    data = dataclasses.asdict(results)
+    for measurement in data["measurements"]:
+        del measurement["round"]
+    path = tmp_path / "results-500-0.json"
+    path.write_text(json.dumps(data), "utf-8")
+    loaded = load_results(path)
+    assert loaded is not None and render(loaded) == report
