@@ -508,24 +508,36 @@ _compile(DEFAULT_RULES)  # fails at import, not mid-crawl, if an edit broke a se
 
 
 def clean_html(
-    html: str | bytes | None, *, base_url: str | None = None, rules: HtmlRules = DEFAULT_RULES
+    html: str | bytes | None,
+    *,
+    base_url: str | None = None,
+    rules: HtmlRules = DEFAULT_RULES,
+    max_images: int | None = None,
 ) -> CleanHtml:
-    """Sanitize a stored body; return it with its plain text, the bio moved out, and its images."""
+    """Sanitize a stored body; return it with its plain text, the bio moved out, and its images.
+
+    `max_images` keeps only the first that many image URLs (None: all of them): the html stage
+    reads the first at most, and judging each image costs a few microseconds.
+    """
     cleaned, bio, body, text = _clean(html, base_url, rules)
     if not cleaned:
         return CleanHtml(html="", text="", bio=bio, images=()) if bio else _EMPTY
     # Images and text read from the tree nh3 serialized, not from a parse of its output: nh3
     # changes no structure there (the tests check text == extract_text(html)), and a parse costs time.
-    images = tuple(
-        dict.fromkeys(
-            src
-            for img in body.iter("img")
+    images: dict[str, None] = {}
+    if max_images is None or max_images > 0:
+        for img in body.iter("img"):
             # every <img> left passed _is_tracking in _fix_links, with this same src
-            if (src := img.get("src") or "")
-            and _is_meaningful_image(src, img.get("width"), img.get("height"), tracking_checked=True)
-        )
-    )
-    return CleanHtml(html=cleaned, text=text, bio=bio, images=images)
+            src = img.get("src") or ""
+            if (
+                src
+                and src not in images
+                and _is_meaningful_image(src, img.get("width"), img.get("height"), tracking_checked=True)
+            ):
+                images[src] = None
+                if len(images) == max_images:
+                    break
+    return CleanHtml(html=cleaned, text=text, bio=bio, images=tuple(images))
 
 
 def normalize_html(

@@ -26,7 +26,8 @@ def apply_html(entry: Entry, *, base_url: str | None, rules: HtmlRules | None = 
 
     if rules is None:
         rules = DEFAULT_RULES
-    clean = clean_html(entry.content_html, base_url=base_url, rules=rules)
+    # the first image is all a cover needs, and none when the feed named one
+    clean = clean_html(entry.content_html, base_url=base_url, rules=rules, max_images=1 if entry.cover_image is None else 0)
     text = clean.text
     if not entry.summary or entry.summary == entry.content_html:
         summary_text = text  # the feed's only body is its summary: no second cleaning

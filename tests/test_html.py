@@ -525,6 +525,20 @@ def test_images_leave_out_icons_and_keep_order() -> None:
     assert clean_html(source).images == ("https://example.com/a.jpg", "https://example.com/c.jpg")
 
 
+@pytest.mark.parametrize("limit", [0, 1, 2, 3])
+def test_max_images_keeps_the_first_images(limit: int) -> None:
+    source = (
+        '<p><img src="https://example.com/a.jpg" width="20"><img src="https://example.com/b.jpg">'
+        '<img src="https://example.com/icons/x.png"><img src="https://example.com/a.jpg"><img src="https://example.com/b.jpg">'
+        '<img src="https://example.com/c.jpg"></p>'
+    )
+    everything = clean_html(source)
+    assert everything.images == ("https://example.com/b.jpg", "https://example.com/a.jpg", "https://example.com/c.jpg")
+    limited = clean_html(source, max_images=limit)
+    assert limited.images == everything.images[:limit]
+    assert (limited.html, limited.text, limited.bio) == (everything.html, everything.text, everything.bio)
+
+
 def test_find_cover_image_skips_pixels_and_icons() -> None:
     source = (
         '<p><img src="https://example.com/t.gif" width="1" height="1"></p>'
@@ -884,3 +898,4 @@ def test_a_second_pass_for_a_refused_url_keeps_the_bio_the_first_pass_moved_out(
     clean = clean_html(html)
     assert clean.bio and "十年产品经理" in clean.bio
     assert "链接" in clean.text and "href" not in clean.html
+
