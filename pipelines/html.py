@@ -896,8 +896,18 @@ def _move_one_bio_sweep(
 
 def _opening(el: Any) -> str:
     """The text of el from its first character that is not a space (or ""), up to where that text node ends."""
-    for text in el.itertext():
-        if text := text.lstrip(_SPACE_CHARS):
+    # What the first non-blank text of el.itertext() gives, read in itertext's order (the text, then
+    # each child's subtree and tail): most paragraphs decide at their first child, and an itertext
+    # iterator costs more to set up than that.
+    text = el.text
+    if text and (text := text.lstrip(_SPACE_CHARS)):
+        return text
+    for child in el:
+        # a comment's text is not text (only its tail is): none is left after _parse, but be exact
+        if isinstance(child.tag, str) and (text := _opening(child)):
+            return text
+        text = child.tail
+        if text and (text := text.lstrip(_SPACE_CHARS)):
             return text
     return ""
 

@@ -899,3 +899,11 @@ def test_a_second_pass_for_a_refused_url_keeps_the_bio_the_first_pass_moved_out(
     assert clean.bio and "十年产品经理" in clean.bio
     assert "链接" in clean.text and "href" not in clean.html
 
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.recursive(st.sampled_from([*LEAVES, "<!-- c -->", " <!--x--> "]), _element, max_leaves=25), max_size=5))
+def test_opening_is_the_first_text_itertext_gives(parts: list[str]) -> None:
+    root = etree.fromstring("<html><body>" + "".join(parts), etree.HTMLParser())  # comments kept
+    for el in root.iter(etree.Element):
+        expected = next((text for text in (t.lstrip(html_module._SPACE_CHARS) for t in el.itertext()) if text), "")
+        assert html_module._opening(el) == expected
