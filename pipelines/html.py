@@ -1543,7 +1543,18 @@ def _fold_children(el: Any, pre: bool, read: bool, append: Callable[[str], None]
                 append("\n")
             text = child.text
             if text:
-                if not in_pre:
+                # Most texts need no folding or trimming: only these would _fold_own_text change
+                # (the runs _fold_html_space folds, a space a block or what follows may hide), and
+                # the calls cost more than the tests.
+                if not in_pre and (
+                    text[-1] == " "
+                    or (block and text[0] == " ")
+                    or "  " in text
+                    or "\n" in text
+                    or "\t" in text
+                    or "\r" in text
+                    or "\f" in text
+                ):
                     text = _fold_own_text(child, text, block)
                 if read and text:
                     append(text)

@@ -907,3 +907,26 @@ def test_opening_is_the_first_text_itertext_gives(parts: list[str]) -> None:
     for el in root.iter(etree.Element):
         expected = next((text for text in (t.lstrip(html_module._SPACE_CHARS) for t in el.itertext()) if text), "")
         assert html_module._opening(el) == expected
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["<p>", "</p>", "<div>", "</div>", "<b>", "</b>", "<a href=x>", "</a>", "<br>", "<li>", "<pre>", "</pre>"]),
+            st.text(st.sampled_from(" \n\t\r\f\xa0xy中"), max_size=6),
+        ),
+        max_size=30,
+    )
+)
+def test_folding_leaves_no_text_to_fold(tokens: list[str]) -> None:
+    # _fold_children skips the texts it can tell need nothing: each must be one _fold_own_text leaves alone.
+    body = html_module._parse("".join(tokens))
+    if body is None:
+        return
+    html_module._fold_and_text(body)
+    for el in body.iter(etree.Element):
+        if el is not body and el.text and el.tag not in html_module._NO_TEXT_OR_BREAK:
+            if next(el.iterancestors("pre"), None) is None and el.tag != "pre":
+                text = el.text
+                assert html_module._fold_own_text(el, text, el.tag in html_module._BLOCK) == text
