@@ -593,13 +593,14 @@ def _clean(
         return "", None, None, ""
     # A Python proxy for every element, alive through every pass below: lxml then hands the
     # same object back on each walk instead of building one per element and walk.
-    proxies = list(body.iter())  # noqa: F841 - held, not read
+    # The first pass below walks this same list instead of the tree again.
+    proxies = list(body.iter(etree.Element))
     compiled = _compile(rules)
     bio = None
     # A <body> with text only (most summaries) has no widget, bio, image, link or nesting for
     # the steps below to find: only a widget rule on <body> itself could match it.
     if len(body) or len(body.attrib) or "body" in compiled.remove_tags:
-        _unwrap_disallowed(_drop_widgets(body, compiled))
+        _unwrap_disallowed(_drop_widgets(body, compiled, proxies))
         bio, _ = _move_bio(body, compiled)
         for el in list(body.iter("img", "iframe", "source", "video", "audio")):
             _fix_lazy(el, compiled)
@@ -733,16 +734,17 @@ def _unnest_voids(body: Any) -> None:
             anchor.tail = (anchor.tail or "") + tail
 
 
-def _drop_widgets(body: Any, compiled: _Compiled) -> list[Any]:
+def _drop_widgets(body: Any, compiled: _Compiled, elements: list[Any] | None = None) -> list[Any]:
     """Remove widgets and always-dangerous elements; return the elements outside the allow-list.
 
     Those are found in the same walk, in document order, and may include elements inside what was
-    removed: unwrapping one of them changes nothing in body.
+    removed: unwrapping one of them changes nothing in body. `elements`, when given, is
+    list(body.iter(etree.Element)) of the tree as it is.
     """
     tags = _DROP_WITH_CONTENT | compiled.remove_tags
     classes, ids, attributes = compiled.remove_classes, compiled.remove_ids, compiled.remove_attributes
     doomed, disallowed = [], []
-    for el in body.iter(etree.Element):
+    for el in body.iter(etree.Element) if elements is None else elements:
         tag = el.tag
         if tag in tags:
             doomed.append(el)
