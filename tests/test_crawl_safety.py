@@ -251,3 +251,34 @@ def test_a_second_ctrl_c_stops_at_once_and_the_crawl_is_still_recorded_as_interr
     check = Store.open(db)
     assert check.db.execute("SELECT status, finished_at IS NOT NULL FROM crawls").fetchone() == ("interrupted", 1)
     check.close()
+
+
+def test_a_crawl_scrapy_closes_early_is_recorded_as_interrupted(tmp_path):
+    """CLOSESPIDER_TIMEOUT (or _ITEMCOUNT, ...) closes the spider before its feeds are done: the crawl did
+    not finish, and its row and summary must not say it did; the feeds it did not reach stay due."""
+    db = tmp_path / "f.db"
+    feeds = ("/a", "/b", "/c")
+    with ScriptedServer() as server:
+        store = Store.open(db)
+        for path in feeds:
+            server.route(path, Route(body=feed_body(0), delay_s=60))
+            store.add_feed(server.url + path)
+        store.close()
+        # One request at a time: one feed is in flight when the timeout closes the spider (Scrapy
+        # lets it end, here by DOWNLOAD_TIMEOUT), and the other two never start.
+        result = run_feedloom(
+            "crawl", "--db", str(db), "--allow-private", "-s", "CONCURRENT_REQUESTS=1",
+            "-s", "CLOSESPIDER_TIMEOUT=2", "-s", "DOWNLOAD_TIMEOUT=4", timeout=60,
+        )
+        asked = {hit.path for hit in server.hits} & set(feeds)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(asked) == 1
+    assert "stopped after" in result.stdout
+    assert "1 of 3 feeds done: 0 fetched, 0 not modified, 1 failed; the rest stay due" in result.stdout
+    check = Store.open(db)
+    row = check.db.execute("SELECT status, feeds_due, feeds_failed FROM crawls").fetchone()
+    never = check.db.execute("SELECT count(*) FROM feeds WHERE last_status IS NULL").fetchone()[0]
+    check.close()
+    assert row == ("interrupted", 3, 1)
+    assert never == 2  # still due for the next crawl
