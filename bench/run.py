@@ -415,7 +415,7 @@ def render(results: Results, others: Sequence[Results] = ()) -> str:
         return "**met**" if ok else "**not met**"
 
     if ours1:
-        speed = ours1.entries_per_s / theirs1.entries_per_s if theirs1 and theirs1.entries_per_s else None
+        speed = first_crawl_ratio(results, shown)
         row("first crawl: wall s", ours1.wall_s, theirs1.wall_s if theirs1 else None, digits=2)
         row("first crawl: CPU s (user+sys)", ours1.cpu_s, theirs1.cpu_s if theirs1 else None, digits=2)
         row(
