@@ -703,6 +703,8 @@ def _parse(html: str | bytes | None) -> Any:
         root = etree.fromstring(html, parser)
     except Exception:  # libxml2 reports unusable input with several exception types
         return None
+    if _stopped_too_deep(parser):  # about 1 us: the log is empty for most bodies
+        root = _read_deep(html)
     if root is None:
         return None
     body = next(root.iterchildren("body"), None)  # root.find("body"), without ElementPath's overhead
@@ -711,6 +713,55 @@ def _parse(html: str | bytes | None) -> Any:
     if body is not None:
         _unnest_voids(body)
     return body
+
+
+# libxml2 stops reading at 256 levels of nesting, even with recover=True: it reports a fatal error
+# and keeps the tree it had, the empty shells of the elements opened so far. A body of a few hundred
+# unclosed <div>, <font> or <li> tags, which careless editors do write, would lose all its text.
+# Such HTML is read again without that limit (libxml2's huge_tree: 2048 levels) and flattened to
+# about _FLAT_DEPTH levels, so that the passes below (some recursive) and a second cleaning of the
+# result see an ordinary tree; deeper still, only its paragraphs, line breaks and text are kept.
+_FLAT_DEPTH = 200
+
+
+def _stopped_too_deep(parser: Any) -> bool:
+    return any(error.message.startswith("Excessive depth") for error in parser.error_log)
+
+
+def _read_deep(html: str) -> Any:
+    """The tree of html nested deeper than libxml2 reads by default, at most _FLAT_DEPTH + 2 levels deep."""
+    parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, recover=True, huge_tree=True)
+    try:
+        root = etree.fromstring(html, parser)
+    except Exception:
+        root = None
+    if root is None or _stopped_too_deep(parser):
+        # nh3 (html5ever) reads any depth: its paragraphs and line breaks, and their text, escaped
+        text = nh3.clean(html, tags={"p", "br"}, attributes={}, clean_content_tags=set(_DROP_WITH_CONTENT))
+        try:
+            return etree.fromstring("<html><body>" + text, etree.HTMLParser(no_network=True, recover=True))
+        except Exception:
+            return None
+    depth = {root: 0}
+    deep = []
+    for el in root.iter(etree.Element):  # document order: a parent before its children
+        depth[el] = depth[el.getparent()] + 1 if el is not root else 0
+        if depth[el] > _FLAT_DEPTH:
+            deep.append(el)
+    # The deepest first, so that each sees its children as they end up. What holds at most one level
+    # of elements (a paragraph with its links, a link, an image) is kept whole, and rises to
+    # _FLAT_DEPTH as its ancestors are unwrapped; anything taller is unwrapped.
+    height: dict[Any, int] = {}
+    for el in reversed(deep):
+        if el.tag in _DROP_WITH_CONTENT:
+            _drop(el)  # as the widget pass would: a script's text must not become the article's
+            continue
+        tall = 1 + max((height.get(child, 1) for child in el), default=0)
+        if tall <= 2:
+            height[el] = tall
+        else:
+            _unwrap(el)
+    return root
 
 
 def _unnest_voids(body: Any) -> None:

@@ -930,3 +930,38 @@ def test_folding_leaves_no_text_to_fold(tokens: list[str]) -> None:
             if next(el.iterancestors("pre"), None) is None and el.tag != "pre":
                 text = el.text
                 assert html_module._fold_own_text(el, text, el.tag in html_module._BLOCK) == text
+
+
+def _nested(depth: int, opening: str, closing: str) -> str:
+    inner = (
+        '<p>深处的 <b>正文</b> <a href="https://example.com/deep?utm_source=x">链接</a></p>'
+        '<script>alert("x")</script><img src="https://example.com/deep.jpg">'
+    )
+    return "<p>开头</p>" + opening * depth + inner + closing * depth + "<p>结尾</p>"
+
+
+@pytest.mark.parametrize("depth", [300, 1000])
+@pytest.mark.parametrize(("opening", "closing"), [("<div>", "</div>"), ("<font>", ""), ("<ul><li>", "</li></ul>")])
+def test_html_nested_past_libxml2s_limit_keeps_its_text_links_and_images(depth: int, opening: str, closing: str) -> None:
+    # libxml2 stops at 256 levels and kept nothing of such a body; it is read again, flattened.
+    clean = clean_html(_nested(depth, opening, closing))
+    assert clean.text == "开头\n深处的 正文 链接\n结尾"
+    assert '<a href="https://example.com/deep?utm_source=x" rel="noopener noreferrer nofollow">链接</a>' in clean.html
+    assert clean.images == ("https://example.com/deep.jpg",)
+    assert "alert" not in clean.html and "alert" not in clean.text
+    assert clean_html(clean.html).html == clean.html  # cleaning its own output changes nothing
+    assert extract_text(_nested(depth, opening, closing)) == clean.text
+
+
+def test_html_nested_past_even_the_huge_limit_keeps_its_paragraphs_and_text() -> None:
+    # Past libxml2's 2,048 levels with huge_tree, nh3 (html5ever) still reads it: paragraphs and text.
+    clean = clean_html(_nested(3000, "<div>", "</div>"))
+    assert clean.text == "开头\n深处的 正文 链接\n结尾"
+    assert "alert" not in clean.text
+    assert clean_html(clean.html).html == clean.html
+
+
+def test_html_just_under_libxml2s_limit_is_read_as_before() -> None:
+    clean = clean_html(_nested(250, "<blockquote>", "</blockquote>"))
+    assert clean.text == "开头\n深处的 正文 链接\n结尾"
+    assert clean.html.count("<blockquote>") == 250  # not flattened: libxml2 read it whole
