@@ -718,9 +718,9 @@ def _parse(html: str | bytes | None) -> Any:
 # libxml2 stops reading at 256 levels of nesting, even with recover=True: it reports a fatal error
 # and keeps the tree it had, the empty shells of the elements opened so far. A body of a few hundred
 # unclosed <div>, <font> or <li> tags, which careless editors do write, would lose all its text.
-# Such HTML is read again without that limit (libxml2's huge_tree: 2048 levels) and flattened to
+# Such HTML is read again with libxml2's huge_tree, which allows 2,048 levels, and flattened to
 # about _FLAT_DEPTH levels, so that the passes below (some recursive) and a second cleaning of the
-# result see an ordinary tree; deeper still, only its paragraphs, line breaks and text are kept.
+# result see an ordinary tree, and nh3 (whose time grows with the square of the depth) a shallow one.
 _FLAT_DEPTH = 200
 
 
@@ -730,38 +730,68 @@ def _stopped_too_deep(parser: Any) -> bool:
 
 def _read_deep(html: str) -> Any:
     """The tree of html nested deeper than libxml2 reads by default, at most _FLAT_DEPTH + 2 levels deep."""
+    # Past 2,048 levels libxml2 stops again, and what it read until then is kept. (nh3's html5ever
+    # reads any depth, but in time that grows with the square of it: 15 s for 60,000 levels.)
     parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, recover=True, huge_tree=True)
     try:
         root = etree.fromstring(html, parser)
-    except Exception:
-        root = None
-    if root is None or _stopped_too_deep(parser):
-        # nh3 (html5ever) reads any depth: its paragraphs and line breaks, and their text, escaped
-        text = nh3.clean(html, tags={"p", "br"}, attributes={}, clean_content_tags=set(_DROP_WITH_CONTENT))
-        try:
-            return etree.fromstring("<html><body>" + text, etree.HTMLParser(no_network=True, recover=True))
-        except Exception:
-            return None
+    except Exception:  # libxml2 reports unusable input with several exception types
+        return None
+    if root is None:
+        return None
     depth = {root: 0}
-    deep = []
+    anchors = []
     for el in root.iter(etree.Element):  # document order: a parent before its children
-        depth[el] = depth[el.getparent()] + 1 if el is not root else 0
-        if depth[el] > _FLAT_DEPTH:
-            deep.append(el)
-    # The deepest first, so that each sees its children as they end up. What holds at most one level
-    # of elements (a paragraph with its links, a link, an image) is kept whole, and rises to
-    # _FLAT_DEPTH as its ancestors are unwrapped; anything taller is unwrapped.
-    height: dict[Any, int] = {}
-    for el in reversed(deep):
-        if el.tag in _DROP_WITH_CONTENT:
-            _drop(el)  # as the widget pass would: a script's text must not become the article's
-            continue
-        tall = 1 + max((height.get(child, 1) for child in el), default=0)
-        if tall <= 2:
-            height[el] = tall
-        else:
-            _unwrap(el)
+        if el is not root:
+            depth[el] = level = depth[el.getparent()] + 1
+            if level == _FLAT_DEPTH and len(el):
+                anchors.append(el)
+    for anchor in anchors:
+        _flatten_into(anchor)
     return root
+
+
+def _flatten_into(anchor: Any) -> None:
+    """Make what anchor holds at most two levels deep, in one pass over it.
+
+    What holds at most one level of elements (a paragraph with its links, a link, an image) is kept
+    whole; every other element is unwrapped, its text and tail kept in place, and what must go with
+    its content (scripts and the like) is dropped, as the widget pass would. Unwrapping one level
+    at a time would move a deep element once per level: quadratic in the depth.
+    """
+    height: dict[Any, int] = {}
+    for el in reversed(list(anchor.iter(etree.Element))):  # children before their parent
+        height[el] = 1 + max((height[child] for child in el), default=0)
+    pieces: list[Any] = []  # texts and kept elements, in document order
+    stack: list[Any] = list(reversed(anchor))
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            pieces.append(item)
+        elif item.tag in _DROP_WITH_CONTENT or height[item] <= 2:
+            if item.tag not in _DROP_WITH_CONTENT:
+                pieces.append(item)
+            if item.tail:
+                pieces.append(item.tail)
+        else:  # unwrapped: its text, then its children, then its tail
+            if item.tail:
+                stack.append(item.tail)
+            stack.extend(reversed(item))
+            if item.text:
+                stack.append(item.text)
+    for child in list(anchor):
+        anchor.remove(child)
+    last = None
+    for piece in pieces:
+        if isinstance(piece, str):
+            if last is None:
+                anchor.text = (anchor.text or "") + piece
+            else:
+                last.tail = (last.tail or "") + piece
+        else:
+            anchor.append(piece)  # out of the detached wrapper that held it
+            piece.tail = None
+            last = piece
 
 
 def _unnest_voids(body: Any) -> None:
