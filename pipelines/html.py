@@ -697,8 +697,7 @@ def _parse(html: str | bytes | None) -> Any:
     if not _FULL_DOC_RE.match(html):
         # no closing tags: after an unclosed <iframe> or <textarea> they would be read as its text
         html = "<html><body>" + html
-    # A parser is cheap to make and not safe to share between threads: one per call.
-    parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, recover=True)
+    parser = _html_parser()
     try:
         root = etree.fromstring(html, parser)
     except Exception:  # libxml2 reports unusable input with several exception types
@@ -724,6 +723,11 @@ def _parse(html: str | bytes | None) -> Any:
 _FLAT_DEPTH = 200
 
 
+def _html_parser(*, huge_tree: bool = False) -> Any:
+    # A parser is cheap to make and not safe to share between threads: one per call.
+    return etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, recover=True, huge_tree=huge_tree)
+
+
 def _stopped_too_deep(parser: Any) -> bool:
     return any(error.message.startswith("Excessive depth") for error in parser.error_log)
 
@@ -732,7 +736,7 @@ def _read_deep(html: str) -> Any:
     """The tree of html nested deeper than libxml2 reads by default, at most _FLAT_DEPTH + 2 levels deep."""
     # Past 2,048 levels libxml2 stops again, and what it read until then is kept. (nh3's html5ever
     # reads any depth, but in time that grows with the square of it: 15 s for 60,000 levels.)
-    parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, recover=True, huge_tree=True)
+    parser = _html_parser(huge_tree=True)
     try:
         root = etree.fromstring(html, parser)
     except Exception:  # libxml2 reports unusable input with several exception types

@@ -67,6 +67,11 @@ class CrawlCounts:
     pages_failed: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
 
+    @property
+    def feeds_answered(self) -> int:
+        """Feeds fetched, not modified or failed: every due feed a crawl reaches ends as one of these."""
+        return self.feeds_fetched + self.feeds_not_modified + self.feeds_failed
+
 
 # Fields copied from an Entry into its row; content-bearing ones decide revisions through content_hash.
 _ENTRY_FIELDS = (
@@ -648,7 +653,8 @@ class StorePipeline:
                 self._fail_crawl(exc)
                 raise
             self._catch_up_search()  # the last entries, waiting for INDEX_EVERY more
-            done = not self._stopped() and not self._feeds_left()
+            # Fewer feeds answered than due: Scrapy closed the spider early (CLOSESPIDER_TIMEOUT, ...).
+            done = not self._stopped() and self.counts.feeds_answered >= self.counts.feeds_due
             self.store.finish_crawl(self.crawl_id, self.counts, status="finished" if done else "interrupted")
         finally:
             self._stop_writer()
@@ -658,13 +664,6 @@ class StorePipeline:
         """Whether the crawl was stopped before its end (Ctrl-C, SIGTERM): Scrapy's crawler stops
         `crawling` before it closes the spider then, and keeps it through a crawl that ran out of feeds."""
         return self.crawler is not None and getattr(self.crawler, "crawling", True) is False
-
-    def _feeds_left(self) -> bool:
-        """Whether due feeds went unanswered: Scrapy closed the spider before the end of its feeds
-        (CLOSESPIDER_TIMEOUT, CLOSESPIDER_ITEMCOUNT and the like). Every due feed it reaches ends
-        fetched, not modified or failed."""
-        counts = self.counts
-        return counts.feeds_fetched + counts.feeds_not_modified + counts.feeds_failed < counts.feeds_due
 
     def _catch_up_search(self) -> None:
         """Index the entries still waiting; if the database refuses, say so: they are stored, and the

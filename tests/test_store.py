@@ -503,3 +503,8 @@ def test_the_failed_crawl_is_recorded_after_the_batches_still_queued_have_run(tm
     with pytest.raises(sqlite3.OperationalError):
         pipeline.close_spider()
     assert events == ["batch written", "batch written", "crawl failed"]
+
+
+def test_a_feed_is_answered_when_fetched_not_modified_or_failed():
+    counts = CrawlCounts(feeds_due=5, feeds_fetched=2, feeds_not_modified=1, feeds_failed=1, entries_new=9)
+    assert counts.feeds_answered == 4  # one feed due was never reached
