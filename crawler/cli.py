@@ -71,8 +71,23 @@ def opened_store(db_path: str | None, *, create: bool = True) -> Iterator[Any]:
         store.close()
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """feedloom's version, then the SQLite that writes and searches the database (for bug reports)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import version
+
+    from sqlite_utils.utils import sqlite3
+
+    through = "pysqlite3" if sqlite3.__name__.startswith("pysqlite3") else "Python's sqlite3 module"
+    click.echo(f"feedloom, version {version('feedloom')}")
+    click.echo(f"SQLite {sqlite3.sqlite_version}, through {through}")
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="feedloom")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version, and the SQLite in use, and exit.")
 def main() -> None:
     """feedloom: columnist feeds (RSS, Atom, JSON Feed) into a clean, deduplicated SQLite database."""
 

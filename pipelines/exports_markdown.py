@@ -7,7 +7,6 @@ import itertools
 import json
 import os
 import re
-import sqlite3
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlite_utils import Database
+from sqlite_utils.utils import sqlite3
 
 from pipelines.exports import (
     FEED_LABELS_SQL,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,6 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
+# The SQLite module sqlite-utils and datasette use: pysqlite3's newer SQLite where it is installed
+# (a dependency on Linux x86_64, where its wheels exist; its FTS5 writes the search index faster),
+# else the standard library's. One module for the connection and for catching its errors.
+from sqlite_utils.utils import sqlite3
 
 from crawler.items import Entry, EntryBatch, EntryItem, FeedFetch
 from crawler.signals import feeds_all_requested

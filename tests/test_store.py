@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import replace
 
 import pytest
+from sqlite_utils.utils import sqlite3  # the module the store uses: its errors are the ones to raise and catch
 
 from crawler.items import Entry, EntryItem, FeedContext, FeedFetch, RawEntry
 from pipelines.dedupe import identify
