@@ -52,11 +52,12 @@ _SCHEMA = (
     f"CREATE TABLE IF NOT EXISTS {PENDING_TABLE} (entry_rowid INTEGER PRIMARY KEY)",
 )
 
-# Every write to FTS5 runs inside a statement savepoint, and FTS5 writes its pending in-memory index
-# to disk at each one: an INSERT per entry leaves a tiny segment per entry, and merging them costs
-# more than the indexing itself. So a writer that inserts many entries in one transaction (the
-# store) defers: the insert trigger then only notes the rowid, and one INSERT ... SELECT indexes all
-# of them before the commit. Every other writer keeps the plain per-row triggers.
+# An INSERT INTO entries whose trigger writes FTS5 runs inside a statement savepoint, and FTS5 writes
+# its pending in-memory index to disk at each one: the trigger leaves a tiny segment per entry, and
+# merging them costs more than the indexing itself. So a writer that inserts many entries in one
+# transaction (the store) defers: the insert trigger then only notes the rowid, and index_pending
+# indexes all of them before the commit, with single-row INSERTs that open no savepoint. Every other
+# writer keeps the plain per-row triggers.
 _DEFERRING = f"EXISTS (SELECT 1 FROM {PENDING_TABLE} WHERE entry_rowid = 0)"
 
 

@@ -303,3 +303,18 @@ def test_a_single_round_reports_as_before(tmp_path):
     path.write_text(json.dumps(data), "utf-8")
     loaded = load_results(path)
     assert loaded is not None and render(loaded) == report
+
+
+def test_fts_index_bench_indexes_a_crawled_database_with_either_sqlite(demo_db, capsys):
+    import sqlite3 as stdlib_sqlite3
+
+    from bench.fts_index import main
+
+    main(["--source", str(demo_db), "--rounds", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    runs = [line for line in lines if "entries, copy" in line]
+    assert len(runs) == 2
+    assert all(": 15 entries, copy " in line for line in runs)
+    assert any(f"sqlite3_{stdlib_sqlite3.sqlite_version}:" in line for line in runs), lines
+    medians = [line for line in lines if "median index" in line]
+    assert len(medians) == len({line.split(":")[0] for line in runs})
