@@ -6,8 +6,9 @@ entries per transaction, through `deferred_indexing`: the store's own indexing p
 settings. Prints the CPU time of copying and of indexing, and the process's peak RSS.
 
 `--sqlite stdlib` runs the same in a child process that cannot import pysqlite3, so that sqlite-utils
-and the store fall back to Python's sqlite3; `--sqlite auto` (the default) uses what is installed.
-`--rounds N` alternates `auto` and `stdlib` N times.
+and the store fall back to Python's sqlite3; `--sqlite auto` (the default) uses what is installed
+(pysqlite3 only if you installed it: `pip install pysqlite3-binary`). `--rounds N` alternates `auto`
+and `stdlib` N times.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ import itertools
 import json
 import os
 import re
+# Python's own sqlite3 for the private manifest, whatever sqlite-utils uses: pysqlite3's build keeps
+# a private database in memory, and the manifest must stay on disk (docs/search.md, "Which SQLite").
+import sqlite3
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +17,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlite_utils import Database
-from sqlite_utils.utils import sqlite3
 
 from pipelines.exports import (
     FEED_LABELS_SQL,

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
-# The SQLite module sqlite-utils and datasette use: pysqlite3's newer SQLite where it is installed
-# (a dependency on Linux x86_64, where its wheels exist; its FTS5 writes the search index faster),
-# else the standard library's. One module for the connection and for catching its errors.
+# The SQLite module sqlite-utils and datasette use: pysqlite3 where a user installed it, else Python's
+# sqlite3. One module for the connection and for catching its errors (docs/search.md, "Which SQLite").
 from sqlite_utils.utils import sqlite3
 
 from crawler.items import Entry, EntryBatch, EntryItem, FeedFetch
