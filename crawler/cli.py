@@ -75,12 +75,16 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     """feedloom's version, then the SQLite that writes and searches the database (for bug reports)."""
     if not value or ctx.resilient_parsing:
         return
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     from sqlite_utils.utils import sqlite3
 
+    try:
+        ours = version("feedloom")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        ours = "unknown (not installed)"
     through = "pysqlite3" if sqlite3.__name__.startswith("pysqlite3") else "Python's sqlite3 module"
-    click.echo(f"feedloom, version {version('feedloom')}")
+    click.echo(f"feedloom, version {ours}")
     click.echo(f"SQLite {sqlite3.sqlite_version}, through {through}")
     ctx.exit()
 

@@ -6,6 +6,7 @@ The store must use the same module as sqlite-utils, for its connection and for t
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 
 import pytest
@@ -33,5 +34,6 @@ def test_version_names_the_sqlite_in_use() -> None:
     through = "pysqlite3" if sqlite.__name__.startswith("pysqlite3") else "Python's sqlite3 module"
     result = run_feedloom("--version")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["feedloom, version 0.1.0", f"SQLite {sqlite.sqlite_version}, through {through}"]
+    ours = importlib.metadata.version("feedloom")
+    assert result.stdout.splitlines() == [f"feedloom, version {ours}", f"SQLite {sqlite.sqlite_version}, through {through}"]
 
