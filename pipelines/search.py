@@ -55,9 +55,8 @@ _SCHEMA = (
 # An INSERT INTO entries whose trigger writes FTS5 runs inside a statement savepoint, and FTS5 writes
 # its pending in-memory index to disk at each one: the trigger leaves a tiny segment per entry, and
 # merging them costs more than the indexing itself. So a writer that inserts many entries in one
-# transaction (the store) defers: the insert trigger then only notes the rowid, and index_pending
-# indexes all of them before the commit, with single-row INSERTs that open no savepoint. Every other
-# writer keeps the plain per-row triggers.
+# transaction (the store) defers: the insert trigger then only notes the rowid, and one INSERT ...
+# SELECT indexes all of them before the commit. Every other writer keeps the plain per-row triggers.
 _DEFERRING = f"EXISTS (SELECT 1 FROM {PENDING_TABLE} WHERE entry_rowid = 0)"
 
 
@@ -99,11 +98,10 @@ _DROP_TRIGGERS = tuple(f"DROP TRIGGER IF EXISTS {name}" for name in TRIGGERS)
 _DEFER = f"INSERT OR IGNORE INTO {PENDING_TABLE} (entry_rowid) VALUES (0)"
 # `entry_rowid IN (subquery)` on the view is a rowid lookup in entries per pending row, not a scan;
 # a pending row deleted since is simply not found.
-_PENDING_VALUES = (
-    f"SELECT entry_rowid, {_COLUMN_LIST} FROM {SOURCE_VIEW}"
+_INDEX_PENDING = (
+    f"INSERT INTO {FTS_TABLE} (rowid, {_COLUMN_LIST}) SELECT entry_rowid, {_COLUMN_LIST} FROM {SOURCE_VIEW}"
     f" WHERE entry_rowid IN (SELECT entry_rowid FROM {PENDING_TABLE} WHERE entry_rowid <> 0)"
 )
-_INDEX_ONE = f"INSERT INTO {FTS_TABLE} (rowid, {_COLUMN_LIST}) VALUES (?, {', '.join('?' for _ in COLUMNS)})"
 _ANY_PENDING = f"SELECT 1 FROM {PENDING_TABLE} LIMIT 1"
 _COUNT_PENDING = f"SELECT count(*) FROM {PENDING_TABLE} WHERE entry_rowid <> 0"
 _STOP_DEFERRING = f"DELETE FROM {PENDING_TABLE} WHERE entry_rowid = 0"
@@ -249,12 +247,11 @@ def flush_pending(db: Database) -> int:
 
 def index_pending(db: Database) -> int:
     """Index the entries noted while indexing was deferred and stop deferring; returns how many were indexed."""
-    # One INSERT per entry, fed row by row from the SELECT, not one INSERT ... SELECT: a statement that
-    # writes many rows makes SQLite keep a journal of every page FTS5 changes meanwhile, so that the
-    # statement alone could be undone, and a SQLite built to keep temporary files in memory (pysqlite3's)
-    # holds it there: 8-19 MB more at INDEX_EVERY entries. A single-row INSERT needs no such journal,
-    # and FTS5 still writes a segment only when its hash is full: the same index, the same segments.
-    cursor = db.conn.executemany(_INDEX_ONE, db.execute(_PENDING_VALUES))
+    # One statement, during which the store's thread holds no Python lock. Single-row INSERTs fed by a
+    # SELECT build the same segments and need no statement journal (a temporary file here; memory
+    # under pysqlite3's SQLite, 8-19 MB), but take the lock back twice per entry, and the crawl ran
+    # slower with them (docs/benchmarks.md, "Measured in session 18").
+    cursor = db.execute(_INDEX_PENDING)
     db.execute(_CLEAR_PENDING)
     return max(cursor.rowcount, 0)
 
