@@ -5,10 +5,10 @@ Copies the entries of a crawled database (default bench/out/work-500-0/feedloom.
 entries per transaction, through `deferred_indexing`: the store's own indexing path, with its FTS5
 settings. Prints the CPU time of copying and of indexing, and the process's peak RSS.
 
-`--sqlite stdlib` runs the same in a child process that cannot import pysqlite3, so that sqlite-utils
-and the store fall back to Python's sqlite3; `--sqlite auto` (the default) uses what is installed
-(pysqlite3 only if you installed it: `pip install pysqlite3-binary`). `--rounds N` alternates `auto`
-and `stdlib` N times.
+`--sqlite stdlib` runs the same in a child process with FEEDLOOM_SQLITE=stdlib and without pysqlite3,
+so that sqlite-utils and the store fall back to Python's sqlite3; `--sqlite auto` (the default) uses
+what feedloom picks (sqlean.py where the `sqlite` extra is installed, as `make` installs it; pysqlite3
+where you installed that). `--rounds N` alternates `auto` and `stdlib` N times.
 """
 
 from __future__ import annotations
@@ -27,10 +27,9 @@ DEFAULT_SOURCE = Path(__file__).resolve().parent / "out" / "work-500-0" / "feedl
 
 
 def measure(source: Path, target: Path) -> dict[str, float | str]:
-    from sqlite_utils.utils import sqlite3
-
-    from pipelines.search import INDEX_EVERY, deferred_indexing
+    from pipelines.search import INDEX_EVERY, deferred_indexing  # first: pipelines picks the SQLite
     from pipelines.store import open_db
+    from sqlite_utils.utils import sqlite3
 
     reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     columns = [row[1] for row in reader.execute("PRAGMA table_info(entries)")]
@@ -68,6 +67,7 @@ def run_child(source: Path, sqlite: str) -> dict[str, str]:
             (Path(tmp) / "pysqlite3").mkdir()
             (Path(tmp) / "pysqlite3" / "__init__.py").write_text('raise ImportError("hidden by bench.fts_index")\n')
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [tmp, env.get("PYTHONPATH")]))
+            env["FEEDLOOM_SQLITE"] = "stdlib"
         out = subprocess.run(
             [sys.executable, "-m", "bench.fts_index", "--source", str(source), "--child", str(Path(tmp) / "index.db")],
             env=env, check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,

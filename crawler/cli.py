@@ -79,11 +79,13 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 
     from sqlite_utils.utils import sqlite3
 
+    from pipelines.sqlitelib import describe
+
     try:
         ours = version("feedloom")
     except PackageNotFoundError:  # run from a checkout that was never installed
         ours = "unknown (not installed)"
-    through = "pysqlite3" if sqlite3.__name__.startswith("pysqlite3") else "Python's sqlite3 module"
+    through = describe(sqlite3)
     click.echo(f"feedloom, version {ours}")
     click.echo(f"SQLite {sqlite3.sqlite_version}, through {through}")
     ctx.exit()

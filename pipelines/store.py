@@ -50,8 +50,18 @@ def open_db(path: str | Path, *, create: bool = True) -> Database:
         db = Database(conn)
         migrate(db)
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot use {path} as a feedloom database: {exc}") from None
+        raise StoreError(f"cannot use {path} as a feedloom database: {exc}{_old_sqlite_hint(exc)}") from None
     return db
+
+
+def _old_sqlite_hint(exc: Exception) -> str:
+    """What to do when the SQLite in use cannot build the search index (trigram needs 3.34 or later)."""
+    if "tokenizer" not in str(exc) and "fts5" not in str(exc):
+        return ""
+    return (
+        f" (the search index needs SQLite 3.34 or later with FTS5; this is SQLite {sqlite3.sqlite_version}:"
+        " install feedloom's `sqlite` extra, pip install -e '.[sqlite]', which brings its own)"
+    )
 
 
 @dataclass

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import pipelines  # noqa: F401 - first: the tests use the SQLite feedloom picks (pipelines.sqlitelib)
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SITE = ROOT / "data" / "demo"
 
