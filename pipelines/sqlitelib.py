@@ -9,9 +9,12 @@ and reads the database and one kind of error is caught (see docs/search.md, "Whi
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
 import sys
+from types import ModuleType
 
 ENV = "FEEDLOOM_SQLITE"  # "stdlib": Python's sqlite3 even where sqlean.py is installed
 ALIASES = ("pysqlite3", "pysqlite3.dbapi2")
@@ -23,28 +26,49 @@ def choose() -> str | None:
 
     Nothing changes when FEEDLOOM_SQLITE is "stdlib", when sqlite-utils or datasette has already
     chosen (the store then follows sqlite-utils' choice), when pysqlite3 itself is installed (a
-    user's choice, which both would pick anyway), or when sqlean.py is not installed.
+    user's choice, which both would pick anyway), or when sqlean.py is not installed. sqlean.py
+    loads only when something imports pysqlite3: a worker process, which parses and never stores,
+    does without it (its SQLite is a library of 8 MB).
     """
-    if sys.modules.get("pysqlite3") is sys.modules.get("sqlean") is not None:
+    if any(isinstance(finder, _SqleanAsPysqlite3) for finder in sys.meta_path):
         return "sqlean"  # done already, in this process
     if os.environ.get(ENV, "").strip().lower() == "stdlib":
         return None
     if any(name in sys.modules for name in ("pysqlite3", "sqlite_utils.utils", "datasette.utils.sqlite")):
         return None
     try:
-        if importlib.util.find_spec("pysqlite3") is not None:
+        if importlib.util.find_spec("pysqlite3") is not None or importlib.util.find_spec("sqlean") is None:
             return None
-    except (ImportError, ValueError):  # a broken pysqlite3 on the path: leave it to sqlite-utils
+    except (ImportError, ValueError):  # a broken package on the path: leave it to sqlite-utils
         return None
-    try:
+    sys.meta_path.insert(0, _SqleanAsPysqlite3())
+    return "sqlean"
+
+
+class _SqleanAsPysqlite3(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Answers `import pysqlite3` (and `pysqlite3.dbapi2`) with sqlean.py's modules themselves."""
+
+    def __init__(self) -> None:
+        self._own_specs: dict[str, importlib.machinery.ModuleSpec | None] = {}
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+        return importlib.util.spec_from_loader(name, self) if name in ALIASES else None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         import sqlean
         import sqlean.dbapi2
-    except ImportError:  # not installed, or no build for this platform
-        return None
-    _disable_extensions()
-    sys.modules["pysqlite3"] = sqlean
-    sys.modules["pysqlite3.dbapi2"] = sqlean.dbapi2
-    return "sqlean"
+
+        _disable_extensions()
+        module = sqlean if spec.name == ALIASES[0] else sqlean.dbapi2
+        self._own_specs[spec.name] = module.__spec__
+        # The module itself, not a copy; its own name stays (import keeps a __name__ it finds).
+        return module
+
+    def exec_module(self, module: ModuleType) -> None:
+        # sqlean ran when it was imported. Import gave it the alias's spec: give it back its own.
+        own = self._own_specs.pop(module.__spec__.name if module.__spec__ else "", None)
+        if own is not None:
+            module.__spec__ = own
 
 
 def _disable_extensions() -> None:

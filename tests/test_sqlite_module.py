@@ -101,6 +101,19 @@ def test_sqlean_is_the_sqlite_of_sqlite_utils_and_datasette_where_installed() ->
 
 
 @needs_sqlean
+def test_sqlean_loads_only_where_something_opens_a_database() -> None:
+    # a worker process parses and normalizes, and never stores: it does without the 8 MB library
+    code = (
+        "import sys, pipelines.stages, crawler.workers, crawler.parsers.feed; print('sqlean' in sys.modules);"
+        "import sqlite_utils.utils as u; print('sqlean' in sys.modules, u.sqlite3.__spec__.name)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "FEEDLOOM_SQLITE": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True", "sqlean"]
+
+
+@needs_sqlean
 def test_sqlean_extensions_stay_off_whatever_the_environment_says() -> None:
     # datasette runs SQL that anyone who reaches it writes: fileio would read and write files
     for env in ({"SQLEAN_ENABLE": "1"}, {"SQLEAN_ENABLE_FILEIO": "1"}):
