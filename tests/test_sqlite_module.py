@@ -48,7 +48,7 @@ def _probe(env: dict[str, str] | None = None, pythonpath: Path | None = None) ->
     environ = {**os.environ, **(env or {})}
     if pythonpath is not None:
         environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), environ.get("PYTHONPATH")]))
-    result = subprocess.run([sys.executable, "-c", _PROBE], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", _PROBE], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -107,7 +107,7 @@ def test_sqlean_loads_only_where_something_opens_a_database() -> None:
         "import sys, pipelines.stages, crawler.workers, crawler.parsers.feed; print('sqlean' in sys.modules);"
         "import sqlite_utils.utils as u; print('sqlean' in sys.modules, u.sqlite3.__spec__.name)"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
                             env={**os.environ, "FEEDLOOM_SQLITE": ""})
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True", "sqlean"]
