@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
-# The SQLite module sqlite-utils and datasette use: pysqlite3 where a user installed it, else Python's
-# sqlite3. One module for the connection and for catching its errors (docs/search.md, "Which SQLite").
+# The SQLite module sqlite-utils and datasette use (sqlean.py with the `sqlite` extra, pysqlite3 where a
+# user installed it, else Python's sqlite3; pipelines.sqlitelib). One module for the connection and for
+# catching its errors (docs/search.md, "Which SQLite").
 from sqlite_utils.utils import sqlite3
 
 from crawler.items import Entry, EntryBatch, EntryItem, FeedFetch

@@ -44,13 +44,18 @@ print(json.dumps({"sqlite_utils": u.sqlite3.__name__, "datasette": d.sqlite3.__n
 """
 
 
-def _probe(env: dict[str, str] | None = None, pythonpath: Path | None = None) -> dict[str, object]:
+def _python(code: str, env: dict[str, str] | None = None, pythonpath: Path | None = None) -> str:
+    """What `python -c code` prints in a fresh process, which picks its SQLite afresh."""
     environ = {**os.environ, **(env or {})}
     if pythonpath is not None:
         environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), environ.get("PYTHONPATH")]))
-    result = subprocess.run([sys.executable, "-c", _PROBE], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return result.stdout
+
+
+def _probe(env: dict[str, str] | None = None, pythonpath: Path | None = None) -> dict[str, object]:
+    return json.loads(_python(_PROBE, env, pythonpath))
 
 
 def test_the_store_connects_with_the_sqlite_module_sqlite_utils_uses(tmp_path: Path) -> None:
@@ -86,7 +91,6 @@ def test_version_names_the_sqlite_in_use() -> None:
     assert result.stdout.splitlines() == [f"feedloom, version {ours}", f"SQLite {sqlite.sqlite_version}, through {through}"]
 
 
-
 @needs_sqlean
 def test_sqlean_is_the_sqlite_of_sqlite_utils_and_datasette_where_installed() -> None:
     import sqlean
@@ -107,10 +111,7 @@ def test_sqlean_loads_only_where_something_opens_a_database() -> None:
         "import sys, pipelines.stages, crawler.workers, crawler.parsers.feed; print('sqlean' in sys.modules);"
         "import sqlite_utils.utils as u; print('sqlean' in sys.modules, u.sqlite3.__spec__.name)"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
-                            env={**os.environ, "FEEDLOOM_SQLITE": ""})
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "True", "sqlean"]
+    assert _python(code, env={"FEEDLOOM_SQLITE": ""}).split() == ["False", "True", "sqlean"]
 
 
 @needs_sqlean
