@@ -28,8 +28,8 @@ serve: $(STAMP)
 	$(BIN)/feedloom serve --db data/feeds.db
 
 lint: $(STAMP)
-	$(BIN)/python -m pip install --quiet ruff mypy
-	$(BIN)/ruff check crawler pipelines tests
+	$(BIN)/python -m pip install --quiet -e '.[lint]'
+	$(BIN)/ruff check crawler pipelines tests bench
 	$(BIN)/mypy
 
 clean:

@@ -14,14 +14,14 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 DOCS = PROJECT / "docs" / "benchmarks.md"
 SECTION = "## Exports"
 GENERATOR_VERSION = 1  # bump when the rows for a seed change, so a cached database is rebuilt
-EPOCH = datetime(2024, 6, 1, 8, 0, tzinfo=timezone.utc)
+EPOCH = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
 FEEDS = 200
 CHINESE_SHARE = 0.3
 FORMATS = ("jsonl", "csv", "parquet", "atom", "markdown", "opml")

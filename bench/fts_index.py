@@ -27,9 +27,11 @@ DEFAULT_SOURCE = Path(__file__).resolve().parent / "out" / "work-500-0" / "feedl
 
 
 def measure(source: Path, target: Path) -> dict[str, float | str]:
+    # isort: off
     from pipelines.search import INDEX_EVERY, deferred_indexing  # first: pipelines picks the SQLite
     from pipelines.store import open_db
     from sqlite_utils.utils import sqlite3
+    # isort: on
 
     reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     columns = [row[1] for row in reader.execute("PRAGMA table_info(entries)")]

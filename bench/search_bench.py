@@ -12,8 +12,8 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from itertools import accumulate
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from pipelines.store import open_db  # noqa: E402
 
 GENERATOR_VERSION = 1
 DEFAULT_DB = ROOT / "bench" / "out" / "search-100k.db"
-EPOCH = datetime(2024, 6, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2024, 6, 1, tzinfo=UTC)
 
 # Words a product/e-commerce column uses; the rest of the vocabulary is made from the character pool.
 ZH_WORDS = (

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -41,7 +41,7 @@ def open_store(db_path: str | None, *, create: bool = True) -> Any:
 class LazyGroup(click.Group):
     """Commands kept in their own modules are imported only when used: `feedloom parse` starts fast."""
 
-    lazy_commands = {
+    lazy_commands: ClassVar[dict[str, str]] = {
         "recipes": "crawler.cli_recipes:recipes",
         "export": "crawler.cli_export:export",
         "serve": "crawler.cli_browse:serve",

@@ -6,6 +6,10 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
+from scrapy import Request
+from scrapy.crawler import Crawler
+from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
+
 from crawler.addresses import (  # noqa: F401 - re-exported: the guard's vocabulary lives beside it
     explain_refused_host,
     legacy_ipv4,
@@ -13,9 +17,6 @@ from crawler.addresses import (  # noqa: F401 - re-exported: the guard's vocabul
     refused_address,
     refused_host,
 )
-from scrapy import Request
-from scrapy.crawler import Crawler
-from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
 
 
 class ProxyMiddleware:

@@ -10,7 +10,7 @@ import mimetypes
 import sys
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -287,7 +287,7 @@ def _resolve(root: Path, host: str, path: str, request_headers: dict[str, str]) 
 
     body = file.read_bytes()
     status, sidecar_headers = _read_sidecar(file)
-    mtime = datetime.fromtimestamp(int(file.stat().st_mtime), tz=timezone.utc)
+    mtime = datetime.fromtimestamp(int(file.stat().st_mtime), tz=UTC)
     headers: dict[str, tuple[str, str]] = {}  # lower-case name -> (name, value); the sidecar wins
 
     def put(name: str, value: str) -> None:

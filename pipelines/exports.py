@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -72,7 +72,7 @@ def parse_bound(text: str, *, end: bool = False) -> tuple[str, str]:
     value = text.strip()
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+            day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
             if end:
                 return "<", _iso(day + timedelta(days=1))
             return ">=", _iso(day)
@@ -80,12 +80,12 @@ def parse_bound(text: str, *, end: bool = False) -> tuple[str, str]:
     except ValueError:
         raise ExportError(f"not a date: {text!r} (use YYYY-MM-DD or ISO-8601 such as 2024-03-31T18:00:00+08:00)") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return ("<=" if end else ">="), _iso(moment)
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def resolve_feeds(db: Database, values: Sequence[str]) -> list[int]:
@@ -227,7 +227,7 @@ def rfc3339(value: Any) -> str | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return _iso(moment)
 
 
@@ -326,7 +326,7 @@ def parquet_schema(db: Database) -> Any:
 
 def _timestamp(value: Any) -> datetime | None:
     text = rfc3339(value)
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) if text else None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if text else None
 
 
 def _integer(value: Any) -> int | None:

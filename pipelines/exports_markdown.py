@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import re
+
 # Python's own sqlite3 for the private manifest, whatever sqlite-utils uses: pysqlite3's build keeps
 # a private database in memory, and the manifest must stay on disk (docs/search.md, "Which SQLite").
 import sqlite3

@@ -121,7 +121,7 @@ def load_html_rules(path: str | Path) -> HtmlRules:
         data = tomllib.load(handle)
     table = data.get("html", data)
     if not isinstance(table, dict):
-        raise ValueError(f"{path}: [html] must be a table")
+        raise ValueError(f"{path}: [html] must be a table")  # noqa: TRY004 - callers catch ValueError for any bad rules file
     try:
         return rules_from_mapping(table)
     except ValueError as exc:
@@ -676,10 +676,11 @@ def _parse(html: str | bytes | None) -> Any:
     if html is None:
         return None
     if isinstance(html, (bytes, bytearray)):
+        raw = bytes(html)
         try:
-            html = bytes(html).decode("utf-8")
+            html = raw.decode("utf-8")
         except UnicodeDecodeError:
-            html = bytes(html).decode("cp1252", errors="replace")
+            html = raw.decode("cp1252", errors="replace")
     if not isinstance(html, str):
         return None
     html = drop_bad_char_refs(html.replace("\x0c", " "))
@@ -700,7 +701,7 @@ def _parse(html: str | bytes | None) -> Any:
     parser = _html_parser()
     try:
         root = etree.fromstring(html, parser)
-    except Exception:  # libxml2 reports unusable input with several exception types
+    except Exception:  # noqa: BLE001 - libxml2 reports unusable input with several exception types
         return None
     if _stopped_too_deep(parser):  # about 1 us: the log is empty for most bodies
         root = _read_deep(html)
@@ -739,7 +740,7 @@ def _read_deep(html: str) -> Any:
     parser = _html_parser(huge_tree=True)
     try:
         root = etree.fromstring(html, parser)
-    except Exception:  # libxml2 reports unusable input with several exception types
+    except Exception:  # noqa: BLE001 - libxml2 reports unusable input with several exception types
         return None
     if root is None:
         return None
@@ -905,7 +906,8 @@ def _append_text_before(el: Any, text: str) -> None:
 
 def _text_content(el: Any) -> str:
     # "".join(el.itertext()), written by libxml2 in one call: a third of the cost of the iterator
-    return etree.tostring(el, method="text", encoding="unicode", with_tail=False)
+    text: str = etree.tostring(el, method="text", encoding="unicode", with_tail=False)
+    return text
 
 
 def _unwrap_disallowed(elements: list[Any]) -> None:
@@ -986,7 +988,7 @@ def _opening(el: Any) -> str:
     # What the first non-blank text of el.itertext() gives, read in itertext's order (the text, then
     # each child's subtree and tail): most paragraphs decide at their first child, and an itertext
     # iterator costs more to set up than that.
-    text = el.text
+    text: str | None = el.text
     if text and (text := text.lstrip(_SPACE_CHARS)):
         return text
     for child in el:

@@ -7,8 +7,8 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta, timezone, tzinfo
-from functools import lru_cache
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from functools import cache, lru_cache
 from types import MappingProxyType
 from urllib.parse import quote, unquote_plus, urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -66,7 +66,6 @@ __all__ = [
 #   its default (checked by parsing against two different defaults).
 
 MAX_FUTURE = timedelta(days=2)
-UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_EPOCH_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
 _MAX_DATE_CHARS = 120
@@ -207,7 +206,7 @@ DateParser = Callable[[str, tzinfo | None, datetime], datetime | None]
 
 
 def normalize_date(
-    value: str | int | float | None,
+    value: str | float | None,
     *,
     default_tz: str | None = None,
     now: str | datetime | None = None,
@@ -271,7 +270,7 @@ def _parse_now(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fixed_tz(minutes: int) -> timezone:
     return UTC if minutes == 0 else timezone(timedelta(minutes=minutes))
 
@@ -366,7 +365,7 @@ def _month_number(token: str) -> int:
     raise ValueError(f"not a month: {token!r}")
 
 
-def _from_epoch(value: int | float) -> datetime | None:
+def _from_epoch(value: float) -> datetime | None:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if value <= 0:

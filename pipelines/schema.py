@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlite_utils import Database
 
@@ -241,7 +241,7 @@ def migrate(db: Database, migrations: tuple[tuple[str, Migration], ...] = MIGRAT
             step(db)
             db.execute(
                 "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
-                [name, datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")],
+                [name, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")],
             )
             db.execute("COMMIT")
         except BaseException:

@@ -59,7 +59,7 @@ class _SqleanAsPysqlite3(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         import sqlean.dbapi2
 
         _disable_extensions()
-        module = sqlean if spec.name == ALIASES[0] else sqlean.dbapi2
+        module: ModuleType = sqlean if spec.name == ALIASES[0] else sqlean.dbapi2
         self._own_specs[spec.name] = module.__spec__
         # The module itself, not a copy; its own name stays (import keeps a __name__ it finds).
         return module

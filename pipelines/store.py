@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
+
 # The SQLite module sqlite-utils and datasette use (sqlean.py with the `sqlite` extra, pysqlite3 where a
 # user installed it, else Python's sqlite3; pipelines.sqlitelib). One module for the connection and for
 # catching its errors (docs/search.md, "Which SQLite").

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -32,7 +32,7 @@ def feeds(db):
 
 
 def hours_from_now(iso, now):
-    return (datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) - now) / timedelta(hours=1)
+    return (datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) - now) / timedelta(hours=1)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def crawled(tmp_path_factory):
         feed_list = db.parent / "feeds.toml"
         feed_list.write_text("".join(f'[[feeds]]\nurl = "{server.url}{path}"\n' for path in CASES if path != "/moved"))
         assert run_feedloom("import", str(feed_list), "--db", str(db)).returncode == 0
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         first = run_feedloom("crawl", "--db", str(db), "--allow-private", "-s", "DOWNLOAD_TIMEOUT=2")
         after_first = feeds(db)
         second = run_feedloom("crawl", "--db", str(db), "--allow-private", "--feed", str(after_first["ok"]["id"]))

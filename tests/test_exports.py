@@ -13,7 +13,7 @@ import subprocess
 import sys
 import types
 import unicodedata
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +151,7 @@ def ids_for(db: Database, filters: ExportFilter) -> list[str]:
 
 
 def parse_iso(text: str | None) -> datetime | None:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) if text else None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if text else None
 
 
 # -- selecting ---------------------------------------------------------------
@@ -332,9 +332,9 @@ def test_atom_round_trip_through_feedparser(db: Database) -> None:
         if row["url"]:
             assert got.link == row["url"]
         if row["published_at"]:
-            assert datetime(*got.published_parsed[:6], tzinfo=timezone.utc) == parse_iso(row["published_at"])
+            assert datetime(*got.published_parsed[:6], tzinfo=UTC) == parse_iso(row["published_at"])
         updated = row["updated_at"] or row["published_at"] or row["first_seen_at"]
-        assert datetime(*got.updated_parsed[:6], tzinfo=timezone.utc) == parse_iso(updated)
+        assert datetime(*got.updated_parsed[:6], tzinfo=UTC) == parse_iso(updated)
         assert [t.term for t in got.get("tags", [])] == [exports.xml_text(c) for c in row["categories"]]
         assert got.content[0].type == "text/html"
 
@@ -411,10 +411,9 @@ def test_atomic_output_leaves_an_identical_file_alone(tmp_path: Path) -> None:
     with exports.atomic_output(path) as out:
         out.write(b"same\n")
     assert path.stat().st_mtime_ns == 1_000_000_000
-    with pytest.raises(RuntimeError):
-        with exports.atomic_output(path) as out:
-            out.write(b"half")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), exports.atomic_output(path) as out:
+        out.write(b"half")
+        raise RuntimeError("interrupted")
     assert path.read_bytes() == b"same\n"
     assert sorted(p.name for p in path.parent.iterdir()) == ["a.jsonl"]
 

@@ -33,8 +33,8 @@ from crawler.middlewares import (
 from tests.hostile_server import (
     DRIPPED_HEADERS,
     MIB,
-    DripServer,
     RSS_HEADERS,
+    DripServer,
     add_feeds,
     brotli_bomb,
     crawl_with_settings,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ def test_normalize_date_now_defaults_to_the_current_time() -> None:
         "2022-02-01T12:00:00Z",
         "2022-02-01T20:00:00+08:00",
         "2022-02-01T12:00:00",
-        datetime(2022, 2, 1, 12, tzinfo=timezone.utc),
+        datetime(2022, 2, 1, 12, tzinfo=UTC),
         datetime(2022, 2, 1, 12),
     ],
 )

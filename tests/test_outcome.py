@@ -12,7 +12,7 @@ NOW = "2024-05-01T00:00:00Z"
 RSS = """<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><ttl>90</ttl>
 <category>频道</category>
 <item><title>a</title><link>http://e.com/a</link></item><item><title>b</title><link>http://e.com/b</link></item>
-</channel></rss>""".encode("utf-8")
+</channel></rss>""".encode()
 
 
 def decide(status, body=b"", headers=None, redirects=(), url="http://e.com/feed"):
@@ -71,9 +71,9 @@ def test_a_feeds_own_timezone_reads_dates_without_a_zone():
     from pipelines.stages import normalize_entry
 
     body = (
-        "<rss version='2.0'><channel><title>T</title><item><title>a</title><link>http://e.com/a</link>"
-        "<pubDate>2024-01-01 10:00:00</pubDate></item></channel></rss>"
-    ).encode()
+        b"<rss version='2.0'><channel><title>T</title><item><title>a</title><link>http://e.com/a</link>"
+        b"<pubDate>2024-01-01 10:00:00</pubDate></item></channel></rss>"
+    )
     for timezone, expected in ((None, "2024-01-01T10:00:00Z"), ("Asia/Shanghai", "2024-01-01T02:00:00Z"), ("-05:00", "2024-01-01T15:00:00Z")):
         feed = {**FEED, "timezone": timezone}
         entry_item, _ = decide_feed_response(feed, Response("http://e.com/feed", 200, {}, body), fetched_at=NOW)

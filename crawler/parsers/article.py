@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import codecs
-import html as html_module
 import copy
+import html as html_module
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping

@@ -7,8 +7,8 @@ import html
 import io
 import os
 import re
-from dataclasses import replace
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urljoin
 
@@ -127,9 +127,9 @@ def transcode_to_utf8(body: bytes, content_type: str = "") -> bytes:
     labels = [label for label in labels if label.lower() not in ("utf-8", "utf8")]
     detected = _detect(body)
     for label, errors in [*((label, "strict") for label in labels), (detected, "strict"), *((label, "replace") for label in labels)]:
-        text = _decode(body, label, errors) if label else None
-        if text is not None:
-            return _declare_utf8(text.encode("utf-8"))
+        decoded = _decode(body, label, errors) if label else None
+        if decoded is not None:
+            return _declare_utf8(decoded.encode("utf-8"))
     return _declare_utf8(_decode_single_bytes(body).encode("utf-8"))
 
 

@@ -6,7 +6,7 @@ import html
 import re
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -14,7 +14,6 @@ import lxml.html
 from lxml import etree
 
 from pipelines.metadata import normalize_title, normalize_url, split_author
-
 from tests.conformance.model import OURS, Check
 
 _DANGEROUS_TAGS = ("script", "style", "iframe", "object", "embed", "applet", "form", "meta", "link", "base", "frame",
@@ -85,9 +84,9 @@ def to_instant(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, time.struct_time) or (isinstance(value, tuple) and len(value) >= 6):
-        return datetime(*tuple(value)[:6], tzinfo=timezone.utc)
+        return datetime(*tuple(value)[:6], tzinfo=UTC)
     if isinstance(value, datetime):
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     text = str(value).strip()
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
@@ -97,8 +96,8 @@ def to_instant(value: Any) -> datetime | None:
         except (TypeError, ValueError, IndexError):
             return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).replace(microsecond=0)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(microsecond=0)
 
 
 def same_instant(ours: str | None, expected: Any) -> tuple[bool, str]:
