@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     formats = [f for f in args.formats.split(",") if f]
     db = args.work / f"exports-{args.entries}-{args.seed}.db"
     built = ensure_database(db, args.entries, args.seed)
-    print(f"database {db}: {'built in %.0fs' % built if built else 'reused'} ({_size_mb(db):.0f} MB)", flush=True)
+    print(f"database {db}: {f'built in {built:.0f}s' if built else 'reused'} ({_size_mb(db):.0f} MB)", flush=True)
     large: list[Run] = []
     small: dict[tuple[str, str], Run] = {}
     for fmt in formats:

@@ -89,7 +89,7 @@ def _zipf(size: int) -> list[float]:
 
 def _text(rng: random.Random, words: list[str], weights: list[float], size: int, chinese: bool) -> str:
     """`size` bytes of UTF-8 text (to a character boundary) in sentences of 6 to 18 words."""
-    per_word = 7 if chinese else 7  # bytes per word with its separator, a little under, for these vocabularies
+    per_word = 7  # bytes per word with its separator, a little under, the same for both vocabularies
     picked = rng.choices(words, cum_weights=weights, k=size // per_word + 1)
     parts: list[str] = []
     start = 0

@@ -15,7 +15,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 DEFAULT_HOST_DIR = "_default"
@@ -338,7 +338,7 @@ class FixtureServer:
         self._log: list[LoggedRequest] = []
         self._log_lock = threading.Lock()
 
-    def start(self) -> FixtureServer:
+    def start(self) -> Self:
         """Bind and start serving; returns self."""
         if self._server is not None:
             return self
@@ -364,7 +364,7 @@ class FixtureServer:
         self._server = None
         self._thread = None
 
-    def __enter__(self) -> FixtureServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

@@ -122,7 +122,7 @@ def search_clause(db: Database, query: str) -> tuple[str, list[Any]]:
     while True:
         try:
             hits = search_entries(db, query, limit=page, offset=offset)
-        except Exception as exc:  # the search module's own errors (a bad query) are the user's to fix
+        except Exception as exc:  # noqa: BLE001 - the search module's own errors (a bad query) are the user's to fix
             raise ExportError(f"--search {query!r}: {exc}") from None
         db.conn.executemany("INSERT OR IGNORE INTO temp._export_hits (id) VALUES (?)", [(hit["id"],) for hit in hits])
         if len(hits) < page:
@@ -373,7 +373,7 @@ def export_parquet(db: Database, out: BinaryIO | str | Path, filters: ExportFilt
 
 def atom_entry_id(entry_id: str) -> str:
     """The Atom id of an entry: a URN on its database id, stable whatever feed or URL it came through."""
-    return "urn:feedloom:entry:" + re.sub(r"[^A-Za-z0-9._~-]", lambda m: "%%%02X" % ord(m.group()), entry_id)
+    return "urn:feedloom:entry:" + re.sub(r"[^A-Za-z0-9._~-]", lambda m: f"%{ord(m.group()):02X}", entry_id)
 
 
 def atom_feed_id(filters: ExportFilter) -> str:

@@ -19,7 +19,7 @@ def acquire_lock(db_path: str, wait_s: float = 10.0) -> IO[str]:
     """Take the database's crawl lock, waiting up to wait_s; the returned handle holds it until released."""
     lock_path = Path(str(db_path) + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(lock_path, "a+")
+    handle = open(lock_path, "a+")  # noqa: SIM115 - the open handle is the lock: it outlives this call until release_lock
     deadline = time.monotonic() + wait_s
     while True:
         try:

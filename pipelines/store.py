@@ -500,11 +500,11 @@ class Store:
     def _write_fetch(self, fetch: FeedFetch, counts: CrawlCounts, crawl_id: int | None) -> None:
         db = self.db
         feed = db.execute(
-            "SELECT consecutive_failures, last_success_at, url, check_interval_s FROM feeds WHERE id = ?", [fetch.feed_id]
+            "SELECT consecutive_failures, url, check_interval_s FROM feeds WHERE id = ?", [fetch.feed_id]
         ).fetchone()
         if feed is None:
             return
-        failures, last_success, old_url, last_interval = feed
+        failures, old_url, last_interval = feed
         now_dt = from_iso(fetch.fetched_at) if fetch.fetched_at else utc_now()
         now = to_iso(now_dt)
         updates: dict[str, Any] = {

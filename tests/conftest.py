@@ -24,6 +24,7 @@ def run_feedloom(*args: str, env: dict[str, str] | None = None, timeout: float =
         text=True,
         timeout=timeout,
         env={**os.environ, **(env or {})},
+        check=False,  # the callers assert on the return code, with the output as the message
     )
 
 

@@ -14,7 +14,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from tests.conftest import ROOT
@@ -191,7 +191,7 @@ class DripServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def __enter__(self) -> DripServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

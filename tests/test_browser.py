@@ -132,14 +132,14 @@ def browse(url: str, tmp_path: Path, screenshot: str | None = None, size: str = 
     """Load URL in headless Chromium; return its DOM after scripts ran, and save a screenshot if asked."""
     binary = chromium()
     flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}", f"--window-size={size}"]
-    dom = subprocess.run([binary, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    dom = subprocess.run([binary, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=False)
     assert dom.returncode == 0, dom.stderr[-2000:]
     if screenshot:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         target = ARTIFACTS / screenshot
         target.unlink(missing_ok=True)
         shot = subprocess.run([binary, *flags, f"--screenshot={target}", url], capture_output=True, text=True,
-                              timeout=120, cwd=tmp_path)
+                              timeout=120, cwd=tmp_path, check=False)
         assert shot.returncode == 0, shot.stderr[-2000:]
         assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and target.stat().st_size > 10_000
     return lxml.html.fromstring(dom.stdout)

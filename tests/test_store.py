@@ -112,7 +112,7 @@ def test_a_failing_batch_writes_nothing(store):
 
 
 def fetch(**kw):
-    base = dict(feed_id=1, url="https://feed1.com/", status="ok", http_status=200, fetched_at=NOW)
+    base = {"feed_id": 1, "url": "https://feed1.com/", "status": "ok", "http_status": 200, "fetched_at": NOW}
     base.update(kw)
     return FeedFetch(**base)
 

@@ -38,9 +38,8 @@ def parse_json_feed(body: bytes, url: str) -> RawFeed:
     if not isinstance(data, dict):
         raise FeedError("not a JSON Feed: the top level is not an object")
     version = _text(data.get("version")) or ""
-    if "jsonfeed.org/version/" not in version:
-        if "items" not in data or not isinstance(data.get("items"), list):
-            raise FeedError("not a JSON Feed: no jsonfeed.org version and no items list")
+    if "jsonfeed.org/version/" not in version and not isinstance(data.get("items"), list):
+        raise FeedError("not a JSON Feed: no jsonfeed.org version and no items list")
     items = data.get("items")
     if not isinstance(items, list):
         raise FeedError("not a JSON Feed: items is not a list")
@@ -78,9 +77,8 @@ def _entry(item: dict[str, Any], feed_url: str, language: str | None) -> RawEntr
     images = [u for u in (_text(item.get("image")), _text(item.get("banner_image"))) if u]
     attachments = item.get("attachments")
     for attachment in attachments if isinstance(attachments, list) else ():
-        if isinstance(attachment, dict) and str(attachment.get("mime_type", "")).startswith("image/"):
-            if _text(attachment.get("url")):
-                images.append(str(attachment["url"]))
+        if isinstance(attachment, dict) and str(attachment.get("mime_type", "")).startswith("image/") and _text(attachment.get("url")):
+            images.append(str(attachment["url"]))
     raw_id = item.get("id")
     guid = str(raw_id) if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else None
     return RawEntry(

@@ -88,13 +88,17 @@ class Tally:
         ours, passthrough = self.total(OURS), self.total(PASSTHROUGH)
         both = ours + passthrough
         lines = [
-            f"our normalized fields: {ours['passed']}/{sum(ours.values())} checks met ({self.rate(OURS):.2%}), "
-            f"{ours['failed']} failed, {ours['xfailed']} known failures",
+            (
+                f"our normalized fields: {ours['passed']}/{sum(ours.values())} checks met ({self.rate(OURS):.2%}), "
+                f"{ours['failed']} failed, {ours['xfailed']} known failures"
+            ),
             f"feedparser passthrough: {passthrough['passed']}/{sum(passthrough.values())} ({self.rate(PASSTHROUGH):.2%})",
             f"all checks: {both['passed']}/{sum(both.values())} ({both['passed'] / max(1, sum(both.values())):.2%})",
             f"files: {sum(self.files.values())}, crashed or hung: {len(self.crashed)}",
-            f"median parse + normalize time per entry: {self.median_ms_per_entry():.2f} ms "
-            f"over {len(self.per_entry_seconds)} entries",
+            (
+                f"median parse + normalize time per entry: {self.median_ms_per_entry():.2f} ms "
+                f"over {len(self.per_entry_seconds)} entries"
+            ),
         ]
         return "\n".join(lines + [f"CRASHED {c}" for c in self.crashed])
 
