@@ -28,6 +28,8 @@ if EGG_COMMANDS.intersection(sys.argv[1:]):
         distclass=EggDistribution,
         name=project["name"],
         version=project["version"],
+        # Code only, no feedloom_data: scrapyd imports the egg as a zip file, where the recipes, rules and demo
+        # could not be read as files; a job takes its recipes from FEEDLOOM_SITES_DIR (docs/usage.md, scrapyd).
         packages=find_packages(include=["crawler", "crawler.*", "pipelines", "pipelines.*"]),
         # scrapyd reads the settings module from this entry point.
         entry_points={"scrapy": ["settings = crawler.settings"]},

@@ -430,8 +430,9 @@ def _fetch_for_parse(url: str, allow_private: bool) -> tuple[bytes, dict[str, st
 def demo(db_path: str | None, site: str | None, verbose: int) -> None:
     """Crawl the bundled offline demo site into the database and show what was stored."""
     from crawler.testserver import FixtureServer
+    from pipelines.resources import data_dir
 
-    root = Path(site) if site else Path(__file__).resolve().parent.parent / "data" / "demo"
+    root = Path(site) if site else data_dir() / "demo"
     if not (root / "feeds.toml").exists():
         raise click.ClickException(f"{root}: no feeds.toml here; is this the demo site?")
     db = resolve_db(db_path)
@@ -446,7 +447,10 @@ def demo(db_path: str | None, site: str | None, verbose: int) -> None:
     click.echo(f"\n{total} entries in {db}")
     click.echo(f"list feeds:   feedloom feeds --db {db}")
     click.echo(f"browse them:  feedloom serve --db {db}")
-    click.echo(f"   (or plain: datasette {db} -m data/metadata.yml --plugins-dir data/datasette/plugins)")
+    data = data_dir()
+    if data.is_relative_to(Path.cwd()):
+        data = data.relative_to(Path.cwd())  # data/ in a checkout, where `make demo` runs
+    click.echo(f"   (or plain: datasette {db} -m {data / 'metadata.yml'} --plugins-dir {data / 'datasette' / 'plugins'})")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ from typing import Any
 import click
 
 from crawler.cli import db_option, open_store, opened_store, resolve_db
+from pipelines.resources import data_dir
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = data_dir()
 METADATA = DATA / "metadata.yml"
 PLUGINS = DATA / "datasette" / "plugins"
 METADATA_DB_NAME = "feeds"  # the database key in data/metadata.yml: datasette names a database by its file

@@ -198,20 +198,26 @@ def check_live(recipe: Recipe, saved_length: int | None, *, allow_private: bool 
 
 def check_sites(
     recipes: Sequence[Recipe],
-    pages_dir: Path,
+    pages_dir: Path | None,
     *,
     names: Sequence[str] = (),
     live: bool = False,
     allow_private: bool = False,
     fetch: Fetch | None = None,
 ) -> list[SiteReport]:
-    """One report per recipe (and one for the generic fallback's pages, when there are any)."""
+    """One report per recipe (and one for the generic fallback's pages, when there are any).
+
+    pages_dir None: no saved pages to check (an installed copy), the live pages alone.
+    """
     chosen = [r for r in recipes if not names or r.name in names]
     reports = []
     for recipe in chosen:
-        problems, saved_length = check_saved_pages(recipe.name, pages_dir, recipes)
-        count = len(saved_pages(pages_dir, recipe.name))
-        details = problems or [f"{count} saved page{'s' if count != 1 else ''} ok"]
+        if pages_dir is None:
+            problems, saved_length, details = [], None, ["no saved pages checked"]
+        else:
+            problems, saved_length = check_saved_pages(recipe.name, pages_dir, recipes)
+            count = len(saved_pages(pages_dir, recipe.name))
+            details = problems or [f"{count} saved page{'s' if count != 1 else ''} ok"]
         status = "FAIL" if problems else "ok"
         if live:
             live_status, live_detail = check_live(recipe, saved_length, allow_private=allow_private, fetch=fetch)
@@ -219,7 +225,7 @@ def check_sites(
             if status == "ok" and live_status in ("DRIFT", "ERROR"):
                 status = live_status
         reports.append(SiteReport(recipe.name, status, tuple(details)))
-    if (not names or GENERIC_DIR in names) and saved_pages(pages_dir, GENERIC_DIR):
+    if pages_dir is not None and (not names or GENERIC_DIR in names) and saved_pages(pages_dir, GENERIC_DIR):
         problems, _ = check_saved_pages(GENERIC_DIR, pages_dir, recipes)
         count = len(saved_pages(pages_dir, GENERIC_DIR))
         reports.append(SiteReport(GENERIC_DIR, "FAIL" if problems else "ok", tuple(problems or [f"{count} saved page{'s' if count != 1 else ''} ok"])))
@@ -284,9 +290,16 @@ def check(names: tuple[str, ...], live: bool, sites_dir: str | None, pages_dir: 
     """
     loaded = _load(sites_dir)
     _check_names(names, loaded)
-    reports = check_sites(
-        loaded, Path(pages_dir) if pages_dir else DEFAULT_PAGES_DIR, names=names, live=live, allow_private=allow_private
-    )
+    pages: Path | None = Path(pages_dir) if pages_dir else DEFAULT_PAGES_DIR
+    if pages_dir is None and not DEFAULT_PAGES_DIR.is_dir():
+        # An installed copy: the saved pages come with the checkout only. --live still checks the sites.
+        if not live:
+            raise click.ClickException(
+                f"no saved pages at {DEFAULT_PAGES_DIR}: they come with feedloom's checkout, not with an"
+                " installed copy; give --pages-dir FOLDER, or --live to check the live sites alone"
+            )
+        pages = None
+    reports = check_sites(loaded, pages, names=names, live=live, allow_private=allow_private)
     width = max([len(r.name) for r in reports] + [8])
     for report in reports:
         click.echo(report.line(width))

@@ -13,7 +13,9 @@ from urllib.parse import urlsplit
 
 from cssselect import GenericTranslator, SelectorError
 
-DEFAULT_SITES_DIR = Path(__file__).resolve().parent.parent / "data" / "sites"
+from pipelines.resources import data_dir
+
+DEFAULT_SITES_DIR = data_dir() / "sites"
 DEFAULT_MIN_TEXT_CHARS = 200
 
 # Every value a <img referrerpolicy> may take; "" leaves the browser default.
@@ -80,7 +82,7 @@ class Recipe:
 
 
 def load_recipes(directory: str | Path | None = None) -> tuple[Recipe, ...]:
-    """Every *.toml recipe in `directory` (default: <repo>/data/sites), sorted by file name."""
+    """Every *.toml recipe in `directory` (default: data/sites, wherever pipelines.resources finds data/), sorted by file name."""
     folder = Path(directory) if directory is not None else DEFAULT_SITES_DIR
     if directory is None and not folder.is_dir():
         # Code running from a zipped egg (scrapyd) has no data/ beside it: crawl without recipes, and say how to fix it.

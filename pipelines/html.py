@@ -15,6 +15,8 @@ import nh3
 from lxml import etree
 from lxml.cssselect import CSSSelector
 
+from pipelines.resources import data_dir
+
 # How clean_html works, and why in this order
 # -------------------------------------------
 #  1. parse      lxml's HTML parser (libxml2): fast, and never gives up on broken markup.
@@ -61,7 +63,7 @@ from lxml.cssselect import CSSSelector
 # - Widget selectors, bio markers and boilerplate patterns only ever remove; a second pass finds
 #   nothing left to remove. Positional selectors (:last-child) would break that: do not use them.
 
-DEFAULT_RULES_PATH = Path(__file__).resolve().parent.parent / "data" / "html_rules.toml"
+DEFAULT_RULES_PATH = data_dir() / "html_rules.toml"
 
 _RULE_FIELDS = ("remove_selectors", "bio_markers", "boilerplate_patterns", "lazy_attributes", "iframe_hosts")
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,19 @@ def run_feedloom(*args: str, env: dict[str, str] | None = None, timeout: float =
         env={**os.environ, **(env or {})},
         check=False,  # the callers assert on the return code, with the output as the message
     )
+
+
+def copy_project(
+    target: Path, files: tuple[str, ...], folders: tuple[str, ...], ignore: Callable[[str, list[str]], Iterable[str]] | None = None
+) -> Path:
+    """A copy of some of the checkout's top-level files and folders in target (created), for builds that
+    must not see the rest of it (virtualenv, databases, caches); ignore defaults to __pycache__."""
+    target.mkdir()
+    for name in files:
+        shutil.copy2(ROOT / name, target / name)
+    for name in folders:
+        shutil.copytree(ROOT / name, target / name, ignore=ignore or shutil.ignore_patterns("__pycache__"))
+    return target
 
 
 @pytest.fixture(scope="session")

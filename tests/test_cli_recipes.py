@@ -193,3 +193,27 @@ def test_live_check_skips_a_recipe_without_live_sample(dirs: tuple[Path, Path]) 
     sites, pages = dirs
     result = run("check", "--live", "--sites-dir", str(sites), "--pages-dir", str(pages))
     assert result.exit_code == 0 and "live: no live_sample" in result.output
+
+
+# --- an installed copy: no saved pages beside the code ---------------------------------------------
+
+
+def test_check_without_saved_pages_says_where_they_come_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("crawler.cli_recipes.DEFAULT_PAGES_DIR", tmp_path / "missing")
+    result = CliRunner().invoke(recipes, ["check"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"no saved pages at {tmp_path / 'missing'}" in result.output and "--pages-dir" in result.output
+
+
+def test_live_check_without_saved_pages_checks_the_live_sites_alone(
+    dirs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sites, _ = dirs
+    monkeypatch.setattr("crawler.cli_recipes.DEFAULT_PAGES_DIR", tmp_path / "missing")
+    with ScriptedServer() as server:
+        server.route("/post.html", Route(body=article(paragraphs=8), headers={"Content-Type": "text/html"}))
+        local_recipe(sites, f"{server.url}/post.html")
+        result = run("check", "--live", "--allow-private", "--sites-dir", str(sites))
+        assert len(server.hits_for("/post.html")) == 1
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("ok     local") and "no saved pages checked; live: " in result.output

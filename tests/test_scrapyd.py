@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import configparser
 import json
-import shutil
 import socket
 import sqlite3
 import subprocess
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 
 from crawler.testserver import FixtureServer
-from tests.conftest import DEMO_SITE, ROOT, run_feedloom
+from tests.conftest import DEMO_SITE, ROOT, copy_project, run_feedloom
 
 pytestmark = pytest.mark.e2e
 
@@ -114,12 +113,7 @@ def scrapyd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scrapyd]:
 def deployed(scrapyd: Scrapyd, tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
     """`scrapyd-deploy test` run in a copy of the project; the target adds only the url to scrapy.cfg's [deploy]."""
     home = tmp_path_factory.mktemp("deploy")
-    project = home / "feedloom"
-    project.mkdir()
-    for name in PROJECT_FILES:
-        shutil.copy2(ROOT / name, project / name)
-    for name in PROJECT_PACKAGES:
-        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    project = copy_project(home / "feedloom", PROJECT_FILES, PROJECT_PACKAGES)
     # scrapyd-client reads $XDG_CONFIG_HOME/scrapy.cfg too; a [deploy:NAME] target inherits [deploy]'s keys.
     (home / ".config").mkdir()
     (home / ".config" / "scrapy.cfg").write_text(f"[deploy:test]\nurl = {scrapyd.url}\n", encoding="utf-8")
