@@ -778,8 +778,20 @@ def hashsize(database: Database) -> int | None:
     return row and row[0]
 
 
-def test_a_new_index_writes_its_segments_every_two_mib(tmp_path: Path) -> None:
-    assert hashsize(open_db(tmp_path / "new.db")) == HASHSIZE == 2 * 1024 * 1024
+def test_a_new_index_writes_its_segments_every_four_mib(tmp_path: Path) -> None:
+    assert hashsize(open_db(tmp_path / "new.db")) == HASHSIZE == 4 * 1024 * 1024
+
+
+def test_the_hashsize_migration_moves_an_index_of_two_mib_to_four_without_rewriting_it(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    database = open_db(path)
+    for key, fields in ENTRIES.items():
+        insert(database, key, **fields)
+    database.execute("UPDATE entries_fts_config SET v = ? WHERE k = 'hashsize'", [2 * 1024 * 1024])  # as 007 left it
+    database = migrate_again(database, path, "008_search_hashsize")
+    assert hashsize(database) == HASHSIZE
+    assert ids(database, "跨境电商") == ["cross-border"]
+    assert_index_is_a_rebuild(database)
 
 
 def test_the_migration_moves_an_older_index_to_batched_indexing_without_rewriting_it(tmp_path: Path) -> None:
