@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import nh3
 from lxml import etree
@@ -251,6 +251,7 @@ _NO_TEXT_OR_BREAK = frozenset({*_NO_TEXT, "br", etree.Comment, etree.ProcessingI
 _URL_ATTRIBUTES = ("href", "src", "poster", "cite")
 _URL_TAGS = tuple(sorted(tag for tag, names in _ALLOWED_ATTRIBUTES.items() if names & {*_URL_ATTRIBUTES, "srcset"}))
 _WEB_SCHEMES = frozenset({"http", "https"})
+_WEB_PREFIXES = ("https://", "http://")
 _LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 
 _FOLD_RE = re.compile(r"[ \t\n\r\f]+")
@@ -354,6 +355,10 @@ _EMOJI_SRC_RE = _Caseless.compile(r"s\.w\.org/images/core/emoji/|/wp-includes/im
 _CSS_TINY_RE = re.compile(r"(?:^|;)\s*(?:width|height)\s*:\s*[01](?:\.0+)?(?:px)?\s*(?:;|$)|display\s*:\s*none", re.I)
 _DIMENSION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:px)?\s*$", re.IGNORECASE)
 _SIMPLE_SELECTOR_RE = re.compile(r"([.#]?)(-?[A-Za-z_][\w-]*)|(\[)([A-Za-z_][\w-]*)\]")
+_BIO_TAGS = ("p", "h1", "h2", "h3", "h4", "h5", "h6")  # where a bio marker is looked for
+_BREAK = "\x00"  # a <br> or the edge of a block in _marked_text: NUL is never left in the text (_parse)
+_BREAK_RE = re.compile("[ \t\n\r\f]*\x00[ \t\n\r\f]*")
+_SRCSET_BREAK_RE = re.compile(r"\s|,$")  # what srcset_candidates would split a URL at
 _MARKER_SEPARATORS = ":：|｜-—– "
 _BOILERPLATE_MAX = 300
 _MIN_IMAGE_SIDE = 50
@@ -372,7 +377,7 @@ class _Compiled:
     remove_attributes: frozenset[str]
     remove: CSSSelector | None
     bio_marker: re.Pattern[str] | None  # any marker, spaces matching any whitespace run
-    bio_marker_max: int  # length of the longest marker
+    bio_opening: re.Pattern[str] | None  # matches a text that holds a marker, or ends in the start of one
     bio_start: re.Pattern[str] | None  # the first character of any marker, matched as in bio_marker
     boilerplate: tuple[re.Pattern[str], ...]
     lazy_src: tuple[str, ...]
@@ -413,7 +418,7 @@ def _compile(rules: HtmlRules) -> _Compiled:
         remove_attributes=frozenset(simple["["]),
         remove=remove,
         bio_marker=_marker_pattern(rules.bio_markers),
-        bio_marker_max=max((len(m.strip()) for m in rules.bio_markers), default=0),
+        bio_opening=_marker_opening_pattern(rules.bio_markers),
         bio_start=_marker_start_pattern(rules.bio_markers),
         boilerplate=tuple(patterns),
         lazy_src=tuple(a for a in lazy if not a.endswith("srcset")),
@@ -428,6 +433,21 @@ def _marker_pattern(markers: tuple[str, ...]) -> re.Pattern[str] | None:
         return None
     alternatives = sorted((r"\s+".join(map(re.escape, w)) for w in words), key=len, reverse=True)
     return re.compile("|".join(alternatives), re.IGNORECASE)
+
+
+def _marker_opening_pattern(markers: tuple[str, ...]) -> re.Pattern[str] | None:
+    # A marker as in _marker_pattern, or the whole text when it is the start of one: the text of a
+    # paragraph before its first child that this does not match begins no marker, however long the
+    # whitespace between the marker's words ("About\n the autho<b>r</b>"). Per marker, each character
+    # (or run of whitespace) is followed by the rest of the marker or by the end of the text.
+    chains = []
+    for words in (m.split() for m in markers if m.strip()):
+        atoms = [atom for i, word in enumerate(words) for atom in ([r"\s+"] if i else []) + [re.escape(c) for c in word]]
+        chain = atoms[-1]
+        for atom in reversed(atoms[:-1]):
+            chain = f"{atom}(?:{chain}|\\Z)"
+        chains.append(chain)
+    return re.compile("|".join(chains), re.IGNORECASE) if chains else None
 
 
 def _marker_start_pattern(markers: tuple[str, ...]) -> re.Pattern[str] | None:
@@ -571,7 +591,7 @@ def find_cover_image(html: str | bytes | None, *, base_url: str | None = None) -
     _drop_widgets(body, compiled)
     base = _usable_base(base_url)
     for img in body.iter("img"):
-        _fix_lazy(img, compiled)
+        _fix_lazy(img, compiled, base)
         src = _clean_url(img.get("src"), base, _WEB_SCHEMES)
         if not src or _is_tracking(img, src):
             continue
@@ -599,19 +619,32 @@ def _clean(
     proxies = list(body.iter(etree.Element))
     compiled = _compile(rules)
     bio = None
+    rebuilt = False
     # A <body> with text only (most summaries) has no widget, bio, image, link or nesting for
     # the steps below to find: only a widget rule on <body> itself could match it.
     if len(body) or len(body.attrib) or "body" in compiled.remove_tags:
         _unwrap_disallowed(_drop_widgets(body, compiled, proxies))
-        bio, _ = _move_bio(body, compiled)
+        base = _usable_base(base_url)
         for el in list(body.iter("img", "iframe", "source", "video", "audio")):
-            _fix_lazy(el, compiled)
+            _fix_lazy(el, compiled, base)
             if el.tag == "img":
-                _replace_emoji(el)
-        _fix_links(body, _usable_base(base_url), compiled)
-        _fix_nesting(body)
-    if not _remove_empty(body):
+                _replace_emoji(el)  # before the bio: the emoji is text a second pass reads there
+        bio, _ = _move_bio(body, compiled)
+        _fix_links(body, base, compiled)
+        rebuilt = _fix_nesting(body)
+    emptied: list[Any] = []
+    if not _remove_empty(body, emptied):
         return "", bio, None, ""
+    if compiled.bio_marker is not None and (rebuilt or (emptied and _in_bio_candidate(emptied))):
+        # The text the bio was looked for in may have changed since, as a second pass will read it:
+        # an element holding only spaces or invisible characters went (an inline one leaving a
+        # space), so that "About<span>\u200b</span>the author" is a marker now, or an empty block
+        # no longer splits a word, or text moved out of a table.
+        more, removed = _move_bio(body, compiled)
+        if removed:
+            bio = "\n".join(part for part in (bio, more) if part) or None
+            if not _remove_empty(body):
+                return "", bio, None, ""
     _unwrap_wrappers(body)
     # Only now, on the tree as a second pass will see it: empties gone, wrappers unwrapped.
     while _drop_trailing_boilerplate(body, compiled):
@@ -645,6 +678,9 @@ def _lost_urls(before: str, after: str) -> bool:
 
 
 _CHAR_REF_RE = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
+_REF_START_RE = re.compile(r"&(?:#(?:[xX][0-9a-fA-F]*|[0-9]*))?$")  # what a reference's text may start with
+_REF_START_ENDS = frozenset("&#xX0123456789abcdefABCDEF")
+_LF_REF_RE = re.compile(r"&#(?:[xX]0{0,7}[aA](?![0-9a-fA-F])|0{0,8}10(?![0-9]))")
 
 
 def drop_bad_char_refs(text: str) -> str:
@@ -653,6 +689,8 @@ def drop_bad_char_refs(text: str) -> str:
     libxml2 decodes "&#x1;" into a control character that lxml then refuses to write back
     (ValueError) and that must not reach stored HTML. As in HTML5, &#128;-&#159; mean their
     windows-1252 characters (&#147; is a curly quote); the other forbidden ones are dropped.
+    &#13; (a carriage return, which lxml writes back raw) becomes the line break HTML parsers
+    make of a raw one: the stored HTML must not turn it into another character when read again.
     """
     # "#" first: a one-character search is a memchr, a two-character one costs some 20 times more
     if "#" not in text or "&#" not in text:
@@ -664,13 +702,26 @@ def _char_ref(match: re.Match[str]) -> str:
     hex_digits, digits = match.groups()
     code = int(hex_digits, 16) if hex_digits else int(digits)
     if code > 0x10FFFF:
-        return ""
+        return _dropped(match)
     if 0x80 <= code <= 0x9F:
         char = bytes([code]).decode("cp1252", errors="replace")
-        return "" if char == "\ufffd" else char
+        return _dropped(match) if char == "\ufffd" else char
     if code == 0x0C:
         return " "
-    return "" if _BAD_CHARS_RE.match(chr(code)) else match.group(0)
+    if code == 0x0D:
+        # A carriage return, which html5ever (nh3) reads as the line break libxml2 makes of a raw one:
+        # a newline now, or nothing before the newline that ends the same line.
+        text, end = match.string, match.end()
+        return "" if text[end : end + 1] in ("\n", "\r") or _LF_REF_RE.match(text, end) else "\n"
+    return _dropped(match) if _BAD_CHARS_RE.match(chr(code)) else match.group(0)
+
+
+def _dropped(match: re.Match[str]) -> str:
+    """Nothing for a reference dropped; U+FFFD where the text around would then make one, as "&&#1;#2;" would."""
+    start, text = match.start(), match.string
+    if not start or text[start - 1] not in _REF_START_ENDS:
+        return ""  # the character before can end no start of a reference
+    return "\ufffd" if _REF_START_RE.search(text, max(0, start - 16), start) else ""
 
 
 def _parse(html: str | bytes | None) -> Any:
@@ -685,9 +736,11 @@ def _parse(html: str | bytes | None) -> Any:
             html = raw.decode("cp1252", errors="replace")
     if not isinstance(html, str):
         return None
-    html = drop_bad_char_refs(html.replace("\x0c", " "))
+    html = html.replace("\x0c", " ")
     if not html.isascii() or len(html.encode("ascii").translate(None, _BAD_ASCII_BYTES)) != len(html):
         html = _BAD_CHARS_RE.sub("", html)  # a scan costs 4x the translate: ASCII text tries that first
+    # After the characters go: "&#\x7f1;" is a reference to U+0001 once the DEL has gone.
+    html = drop_bad_char_refs(html)
     if not html.strip(_SPACE_CHARS):
         return None
     if "<" not in html and "&" not in html and len(html) <= _PLAIN_TEXT_MAX:
@@ -860,7 +913,7 @@ def _drop_widgets(body: Any, compiled: _Compiled, elements: list[Any] | None = N
         doomed.extend(el for el in compiled.remove(body) if el is not body)
     for el in doomed:
         _drop(el)
-    for el in body.iter("iframe", "video", "audio"):
+    for el in list(body.iter("iframe", "video", "audio")):  # a list: a live walk stops at a removed child
         # Fallback content: never shown by a browser that plays them, no line of the body (and
         # raw text in an <iframe> to an HTML5 parser). Only a player's <source>s stay.
         el.text = None
@@ -939,28 +992,38 @@ def _marker_rest(text: str, marker: re.Pattern[str]) -> str | None:
 
 def _move_bio(body: Any, compiled: _Compiled) -> tuple[str | None, bool]:
     """Remove each bio marker and the paragraphs after it; their text, and whether any went."""
-    marker, start = compiled.bio_marker, compiled.bio_start
+    marker, start, opening = compiled.bio_marker, compiled.bio_start, compiled.bio_opening
     lines: list[str] = []
     removed = False
     # Again until none is left: removing one can leave another marker standing alone.
-    while marker is not None and start is not None and _move_one_bio_sweep(body, compiled, marker, start, lines):
+    while (
+        marker is not None
+        and start is not None
+        and opening is not None
+        and _move_one_bio_sweep(body, compiled, (marker, start, opening), lines)
+    ):
         removed = True
     return "\n".join(line for line in lines if line) or None, removed
 
 
 def _move_one_bio_sweep(
-    body: Any, compiled: _Compiled, marker: re.Pattern[str], start: re.Pattern[str], lines: list[str]
+    body: Any, compiled: _Compiled, patterns: tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]], lines: list[str]
 ) -> bool:
+    marker, start, opening = patterns
     found = False
-    for el in list(body.iter("p", "h1", "h2", "h3", "h4", "h5", "h6")):
+    for el in list(body.iter(*_BIO_TAGS)):
         first = (el.text or "").strip(_SPACE_CHARS)
-        if len(first) >= compiled.bio_marker_max and not marker.match(first):
-            continue  # the common case, decided without reading the whole paragraph
-        if not start.match(first or _opening(el)):
+        if first:
+            if not opening.match(first):
+                continue  # the common case, decided without reading the whole paragraph
+        elif not start.match(_opening(el)):
             continue  # no marker starts its text: most paragraphs that open with a link or <strong>
         if not _attached(el, body):
             continue
-        rest = _marker_rest(_text_content(el), marker)
+        rest = None
+        for reading in _readings(_marked_text(el)):
+            if (rest := _marker_rest(reading, marker)) is not None:
+                break
         if rest is None:
             continue
         if rest:
@@ -968,10 +1031,10 @@ def _move_one_bio_sweep(
         taken = [el]
         sibling = el.getnext()
         while sibling is not None and sibling.tag in ("p", "div"):
-            text = _fold_strip(_text_content(sibling), _SPACE_CHARS)
+            readings = [_fold_strip(reading, _SPACE_CHARS) for reading in _readings(_marked_text(sibling))]
+            text = readings[0]
             if text and (
-                _is_boilerplate(text, compiled)
-                or _marker_rest(text, marker) is not None
+                any(_is_boilerplate(reading, compiled) or _marker_rest(reading, marker) is not None for reading in readings)
                 or any(True for _ in sibling.iter(*_HEADINGS, "hr", "table", "figure"))
             ):
                 break
@@ -983,6 +1046,12 @@ def _move_one_bio_sweep(
             _drop(item)
         found = True
     return found
+
+
+def _in_bio_candidate(elements: list[Any]) -> bool:
+    """Whether one of elements is, or is inside, an element _move_bio reads (a paragraph or heading)."""
+    # Those detached since were emptied in turn: their parents are in elements too.
+    return any(el.tag in _BIO_TAGS or next(el.iterancestors(*_BIO_TAGS), None) is not None for el in elements)
 
 
 def _opening(el: Any) -> str:
@@ -1023,9 +1092,10 @@ class _Line:
     # In document order: (element, None) for an element, (owner, "text" / "tail") for loose text.
     pieces: list[tuple[Any, str | None]]
 
-    def text(self) -> str:
-        parts = [_text_content(el) if attr is None else getattr(el, attr) or "" for el, attr in self.pieces]
-        return _fold_strip("".join(parts), _SPACE_CHARS)
+    def texts(self) -> list[str]:
+        """Its text, folded, in each of _readings."""
+        parts = [_marked_text(el) if attr is None else getattr(el, attr) or "" for el, attr in self.pieces]
+        return [_fold_strip(reading, _SPACE_CHARS) for reading in _readings("".join(parts))]
 
     def has_media(self) -> bool:
         # tags tested in Python: lxml's iter(*tags) sets up a matcher per call that costs more
@@ -1041,6 +1111,50 @@ class _Line:
         for el, attr in self.pieces:
             if attr is None:
                 _drop(el)
+
+
+def _marked_text(el: Any) -> str:
+    """The text of el, with _BREAK for each <br> and at each end of a block inside it (see _readings)."""
+    if el.tag == "br":
+        return _BREAK
+    if not len(el):
+        return el.text or ""
+    if not any(node.tag in _BLOCK or node.tag == "br" for node in el.iterdescendants()):
+        return _text_content(el)
+    out: list[str] = []
+    _append_marked_text(el, out)
+    return "".join(out)
+
+
+def _append_marked_text(el: Any, out: list[str]) -> None:
+    if el.text:
+        out.append(el.text)
+    for child in el:
+        tag = child.tag
+        if tag == "br":
+            out.append(_BREAK)
+        elif tag in _BLOCK:
+            out.append(_BREAK)
+            _append_marked_text(child, out)
+            out.append(_BREAK)
+        elif isinstance(tag, str):  # a comment's text is not text (none is left after _parse)
+            _append_marked_text(child, out)
+        if child.tail:
+            out.append(child.tail)
+
+
+def _readings(text: str) -> tuple[str, ...]:
+    r"""The ways a text _marked_text marked is read for a bio marker or a boilerplate line: its breaks as
+    spaces, and (when it has any) as nothing, with the whitespace next to them.
+
+    Folding removes the whitespace next to a <br> or a block, so that "appeare\n<br>d" is
+    "appeare<br>d" on a second pass: each reading is the same on both, where the text as it stands
+    would be "appeare d" on one and "appeared" on the other. Both are tried, as the text as it stands
+    was: "题图<br>来自" holds "题图来自", and "appeared first on\n<br>X" holds "appeared first on X".
+    """
+    if _BREAK not in text:
+        return (text,)
+    return text.replace(_BREAK, " "), _BREAK_RE.sub("", text)
 
 
 def _holds_block(el: Any) -> bool:
@@ -1089,8 +1203,9 @@ def _drop_trailing_boilerplate(body: Any, compiled: _Compiled) -> bool:
     while (line := _last_line(body)) is not None:
         if line.has_media():
             break
-        text = line.text()
-        if text and not _is_boilerplate(text, compiled):
+        texts = line.texts()
+        text = texts[0]
+        if text and not any(_is_boilerplate(reading, compiled) for reading in texts):
             break
         if not text and line.only_line_breaks():
             break  # a line break at the end: not worth a pass of its own
@@ -1102,17 +1217,34 @@ def _drop_trailing_boilerplate(body: Any, compiled: _Compiled) -> bool:
 # --- images and links --------------------------------------------------------------------------
 
 
-def _fix_lazy(el: Any, compiled: _Compiled) -> None:
-    """Take the real URL a lazy-loading script would have put in src / srcset."""
+def _fix_lazy(el: Any, compiled: _Compiled, base: str | None) -> None:
+    """Take the real URL a lazy-loading script would have put in src / srcset.
+
+    URLs are judged (and src is kept) as _fix_links will write them, which is how a second pass
+    reads them: "photo.jpg" under a base ".../lazy-sunday/" is a placeholder's URL, and an emoji's
+    URL with a newline in "emoji" is an emoji's.
+    """
     src = (el.get("src") or "").strip()
+    # _judged_otherwise(src), inline: most elements have a src, nearly always an absolute one
+    if (
+        src
+        and (("\n" in src or "\t" in src or "\r" in src) if src.startswith(_WEB_PREFIXES) else src[:5].lower() != "data:")
+        and (absolute := _clean_url(src, base, _WEB_SCHEMES)) is not None
+    ):
+        if absolute != src:
+            el.set("src", absolute)
+        src = absolute
     placeholder = not src or _is_placeholder(src)
     if placeholder:
         for name in compiled.lazy_src:
             value = (el.get(name) or "").strip()
-            if value and not _is_placeholder(value):
-                el.set("src", value)
-                placeholder = False
-                break
+            if value:
+                if _judged_otherwise(value):
+                    value = _clean_url(value, base, _WEB_SCHEMES) or value
+                if not _is_placeholder(value):
+                    el.set("src", value)
+                    placeholder = False
+                    break
     if not el.get("srcset"):
         for name in compiled.lazy_srcset:
             value = (el.get(name) or "").strip()
@@ -1123,6 +1255,18 @@ def _fix_lazy(el: Any, compiled: _Compiled) -> None:
         best = _best_candidate(el.get("srcset"))
         if best:
             el.set("src", best)
+
+
+def _judged_otherwise(url: str) -> bool:
+    """False when _clean_url would give url back, or at most drop an empty "?" or "#" from it (most URLs).
+
+    Then what _fix_lazy and _replace_emoji look for in it is there as much as in what _fix_links writes.
+    An absolute http(s) URL with no tab or line break (stripped of spaces and refused controls before)
+    is only ever parsed and written back; a data: URL is refused, and judged as it is.
+    """
+    if url.startswith(_WEB_PREFIXES):
+        return "\n" in url or "\t" in url or "\r" in url
+    return url[:5].lower() != "data:"
 
 
 def _is_placeholder(src: str) -> bool:
@@ -1219,6 +1363,10 @@ def _clean_srcset(value: str, base: str | None) -> str | None:
     for url, descriptor in srcset_candidates(value):
         absolute = _clean_url(url, base, _WEB_SCHEMES)
         if absolute:
+            if " " in absolute or absolute[-1] == "," or not absolute.isprintable():
+                # from a base with a space in it: a space would split the candidate in two, and a
+                # comma at its end would go with the separator
+                absolute = _SRCSET_BREAK_RE.sub(lambda m: quote(m.group()), absolute)
             parts.append(f"{absolute} {descriptor}".strip())
     return ", ".join(parts) or None
 
@@ -1356,8 +1504,8 @@ def _fix_links(body: Any, base: str | None, compiled: _Compiled) -> None:
 # --- structure, empties, whitespace ------------------------------------------------------------
 
 
-def _fix_nesting(body: Any) -> None:
-    """Rebuild nesting that either parser would read back differently, until none is left.
+def _fix_nesting(body: Any) -> bool:
+    """Rebuild nesting that either parser would read back differently, until none is left; True if any was.
 
     The tree is serialized for nh3 (html5ever) and, on a second pass, parsed again by libxml2;
     both close or move elements that the other keeps, and a tree either would rebuild makes
@@ -1366,8 +1514,9 @@ def _fix_nesting(body: Any) -> None:
     only removes tags or renames them to <div>.
     """
     if not _nesting_suspect(body):
-        return  # most bodies: a first round would change nothing, and costs twice this walk
+        return False  # most bodies: a first round would change nothing, and costs twice this walk
     xpaths = _xpaths()
+    rebuilt = False
     for _ in range(_MAX_NESTING_ROUNDS):
         changed = False
         for el in xpaths["p_with_blocks"](body):
@@ -1391,7 +1540,9 @@ def _fix_nesting(body: Any) -> None:
                 _unwrap(parent if parent.tag in _INLINE else el)
                 changed = True
         if not changed:
-            return
+            return rebuilt
+        rebuilt = True
+    return rebuilt
 
 
 def _nesting_suspect(body: Any) -> bool:
@@ -1516,12 +1667,15 @@ def _has_text(value: str | None) -> bool:
     return value[0] not in _SPACE_CHARS or bool(value.strip(_SPACE_CHARS))
 
 
-def _remove_empty(body: Any) -> bool:
-    """Remove elements with no text and no media; False when nothing visible is left at all."""
-    return _prune(body)
+def _remove_empty(body: Any, emptied: list[Any] | None = None) -> bool:
+    """Remove elements with no text and no media; False when nothing visible is left at all.
+
+    Each element that lost a child (a <br> never goes by itself) is added to emptied, as often.
+    """
+    return _prune(body, [] if emptied is None else emptied)
 
 
-def _prune(el: Any) -> bool:
+def _prune(el: Any, emptied: list[Any]) -> bool:
     """Whether el has content, once what it holds without any is removed (innermost first).
 
     A recursion: no list of every element, no generator per element. Siblings go first to
@@ -1531,12 +1685,13 @@ def _prune(el: Any) -> bool:
     child_content = False
     if len(el):
         for child in list(el):
-            if _prune(child):
+            if _prune(child, emptied):
                 child_content = True  # kept: its content is el's
             elif child.tag != "br":
                 if child.tag not in _BLOCK and _text_content(child):
                     # an inline element holding only a space: keep the space between its neighbours
                     child.tail = " " + (child.tail or "")
+                emptied.append(el)
                 _drop(child)
     tag = el.tag
     if tag == "video" or tag == "audio":
@@ -1591,7 +1746,13 @@ def _fold_and_text(body: Any) -> str:
     out: list[str] = []
     text = body.text
     if text and (text := _fold_own_text(body, text, True)):
-        out.append(text)
+        if text[0] == "\ufeff":
+            # html5ever (nh3) drops a byte order mark that starts its input, and a second pass
+            # would then drop the space after it: drop them all now.
+            text = text.lstrip(" \ufeff")
+            body.text = text or None
+        if text:
+            out.append(text)
     _fold_children(body, False, True, out.append)
     return _lines_of(out)
 
