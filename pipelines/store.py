@@ -102,9 +102,6 @@ def entry_row(entry: Entry) -> dict[str, Any]:
     return row
 
 
-_SCRATCH_CACHE_KIB = -512  # negative: KiB, as PRAGMA cache_size reads it
-
-
 class Store:
     """Reads and writes the feedloom database. One instance, one connection."""
 
@@ -150,7 +147,7 @@ class Store:
             self.db.execute("PRAGMA crawl_scratch.synchronous=OFF")
             # A page cache of its own, like every attached database: SQLite's default 2 MB filled up on
             # a 5,000-feed crawl, for lookups of one id per entry that the file's pages answer as well.
-            self.db.execute(f"PRAGMA crawl_scratch.cache_size={_SCRATCH_CACHE_KIB}")
+            self.db.execute("PRAGMA crawl_scratch.cache_size=-512")  # negative: KiB
             table = "crawl_scratch.created_now"
         else:
             table = "temp.created_now"
