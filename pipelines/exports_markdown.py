@@ -379,7 +379,7 @@ class Manifest:
 def export_markdown(
     db: Database,
     folder: str | Path,
-    filters: ExportFilter = ExportFilter(),  # noqa: B008 - a frozen dataclass, as pipelines.exports' own defaults
+    filters: ExportFilter = ExportFilter(),
     options: MarkdownOptions = MarkdownOptions(),
 ) -> MarkdownReport:
     """Write one post per selected entry under `folder`, keeping the manifest of what it wrote.
