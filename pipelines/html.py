@@ -1225,12 +1225,7 @@ def _fix_lazy(el: Any, compiled: _Compiled, base: str | None) -> None:
     URL with a newline in "emoji" is an emoji's.
     """
     src = (el.get("src") or "").strip()
-    # _judged_otherwise(src), inline: most elements have a src, nearly always an absolute one
-    if (
-        src
-        and (("\n" in src or "\t" in src or "\r" in src) if src.startswith(_WEB_PREFIXES) else src[:5].lower() != "data:")
-        and (absolute := _clean_url(src, base, _WEB_SCHEMES)) is not None
-    ):
+    if src and _judged_otherwise(src) and (absolute := _clean_url(src, base, _WEB_SCHEMES)) is not None:
         if absolute != src:
             el.set("src", absolute)
         src = absolute
