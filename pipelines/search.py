@@ -171,8 +171,8 @@ def upgrade_to_batched_indexing(db: Database) -> None:
     """Set the index's hashsize to HASHSIZE and replace the triggers (a deleted row leaves the pending
     rows), for entries that wait in the pending table from one transaction to the next."""
     with _transaction(db):
+        tune_hashsize(db)
         if _present(db, {FTS_TABLE}):
-            db.execute(_SET_HASHSIZE)
             _create_triggers(db)
 
 
