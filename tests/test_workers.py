@@ -245,6 +245,22 @@ def test_the_workers_are_the_crawls_only_child_processes():
     asyncio.run(scenario())
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_process_loads_no_asyncio_ssl_or_scrapy():
+    """A worker imports crawler.work, not the pool's module: asyncio with ssl cost it about 3 MB."""
+
+    async def scenario():
+        async with ready_pool(1) as pool:
+            assert await pool.run(job()) == work_feed(job())  # warmed up and parsing
+            (pid,) = pool.pids()
+            maps = Path(f"/proc/{pid}/maps").read_text()
+            libraries = {Path(line.split()[-1]).name.split(".")[0] for line in maps.splitlines() if ".so" in line}
+            assert "etree" in libraries  # lxml's: the check reads the right process
+            assert not {"_ssl", "_asyncio", "libssl"} & libraries
+
+    asyncio.run(scenario())
+
+
 def test_a_worker_that_prints_or_raises_still_answers_every_feed():
     async def scenario():
         async with ready_pool(1) as pool:
