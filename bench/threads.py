@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -111,6 +112,19 @@ def timeline(samples: list[tuple[float, dict[str, float]]], step: float) -> str:
     return "\n".join(lines)
 
 
+STORE_STATS = {
+    "feedloom/store_waited_s": "the reactor waiting for room in the writer's queue",
+    "feedloom/store_writing_s": "the writer thread inside its batches (wall)",
+    "feedloom/store_writing_cpu_s": "... its CPU time",
+}
+
+
+def store_times(log: str) -> dict[str, float]:
+    """The store's times from the stats Scrapy logs at the crawl's end (`feedloom crawl -v`)."""
+    found = re.findall(r"'(feedloom/store_[a-z_]+)': ([0-9.]+)", log)
+    return {name: float(value) for name, value in found}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.threads", description=__doc__.splitlines()[0])
     parser.add_argument("--feeds", type=int, default=500)
@@ -131,23 +145,26 @@ def main(argv: list[str] | None = None) -> int:
         feed_list = work / "feeds.toml"
         feed_list.write_text("".join(f'[[feeds]]\nurl = "{u}"\n\n' for u in corpus.feed_urls(server.url)), "utf-8")
         run_checked([*feedloom_cmd(), "import", str(feed_list), "--db", str(db)], work / "log.txt")
-        command = [*feedloom_cmd(), "crawl", "--all", "--allow-private", "--quiet", "--db", str(db)]
+        # -v: Scrapy's log, for the store's times in its stats (parsed below); --quiet: no progress line
+        command = [*feedloom_cmd(), "crawl", "--all", "--allow-private", "--quiet", "-v", "--db", str(db)]
         for setting in args.setting:
             command += ["-s", setting]
+        log = work / "crawl.log"
         started = time.monotonic()
-        crawl = subprocess.Popen(command)
-        while crawl.poll() is None:
-            for pid in (crawl.pid, *children(crawl.pid)):
-                for tid, seconds in thread_cpu(pid).items():
-                    cpu[(pid, tid)] = seconds
-                memory[pid] = max(memory.get(pid, 0), peak_mb(pid))
-            spent: dict[str, float] = {}
-            for (pid, tid), seconds in cpu.items():
-                name = label(crawl.pid, pid, tid)
-                spent[name] = spent.get(name, 0.0) + seconds
-            spent[RSS_LABEL] = sum(rss_mb(pid) for pid in (crawl.pid, *children(crawl.pid)))
-            samples.append((time.monotonic() - started, spent))
-            time.sleep(args.every)
+        with open(log, "w", encoding="utf-8") as log_file:
+            crawl = subprocess.Popen(command, stderr=log_file)
+            while crawl.poll() is None:
+                for pid in (crawl.pid, *children(crawl.pid)):
+                    for tid, seconds in thread_cpu(pid).items():
+                        cpu[(pid, tid)] = seconds
+                    memory[pid] = max(memory.get(pid, 0), peak_mb(pid))
+                spent: dict[str, float] = {}
+                for (pid, tid), seconds in cpu.items():
+                    name = label(crawl.pid, pid, tid)
+                    spent[name] = spent.get(name, 0.0) + seconds
+                spent[RSS_LABEL] = sum(rss_mb(pid) for pid in (crawl.pid, *children(crawl.pid)))
+                samples.append((time.monotonic() - started, spent))
+                time.sleep(args.every)
         wall = time.monotonic() - started
     print(f"{corpus.items:,} entries in {wall:.1f} s wall: {corpus.items / wall:.0f} entries/s (exit {crawl.returncode})")
     by_label: dict[str, float] = {}
@@ -160,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {seconds:.1f} | {1000 * seconds / corpus.items:.2f} |")
     total = sum(by_label.values())
     print(f"| all | {total:.1f} | {1000 * total / corpus.items:.2f} |")
+    store = store_times(log.read_text("utf-8", errors="replace"))
+    if store:
+        print("\n| the store (Scrapy stats) | s |\n|---|---:|")
+        for name, label_ in STORE_STATS.items():
+            if name in store:
+                print(f"| {label_} | {store[name]:.2f} |")
     print("\n| process | peak RSS MB (VmHWM) |\n|---|---:|")
     for pid, mb in memory.items():
         print(f"| {'crawl process' if pid == crawl.pid else f'child process {pid}'} | {mb} |")

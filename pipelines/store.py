@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -639,6 +640,29 @@ def _update(db: Database, entry_id: str, row: dict[str, Any], *, bump_revision: 
     db.execute(f"UPDATE entries SET {assignments} WHERE id = ?", [*row.values(), entry_id])
 
 
+@dataclass
+class StoreTimes:
+    """Where the store's time went in a crawl, for its Scrapy stats (`feedloom crawl -v`).
+
+    `waited_s` is how long the reactor waited for room in the writer thread's queue: the whole crawl
+    stands still meanwhile (no response is handled, no feed handed to a worker). Much of it means the
+    database is the crawl's bottleneck: a slow disk, or the search index.
+    """
+
+    batches: int = 0
+    waited_s: float = 0.0  # the reactor, for room in the writer's queue
+    writing_s: float = 0.0  # the writer thread, inside its batches (wall time)
+    writing_cpu_s: float = 0.0  # the writer thread's CPU time in them
+
+    def stats(self) -> dict[str, float]:
+        return {
+            "feedloom/store_batches": self.batches,
+            "feedloom/store_waited_s": round(self.waited_s, 2),
+            "feedloom/store_writing_s": round(self.writing_s, 2),
+            "feedloom/store_writing_cpu_s": round(self.writing_cpu_s, 2),
+        }
+
+
 class StorePipeline:
     """Collect items and write them in batches; record the crawl's own statistics."""
 
@@ -655,6 +679,7 @@ class StorePipeline:
         self.pending: list[EntryItem | FeedFetch] = []
         self._writer: ThreadPoolExecutor | None = None
         self._queued: deque[Future[None]] = deque()
+        self.times = StoreTimes()
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> StorePipeline:
@@ -722,6 +747,9 @@ class StorePipeline:
         finally:
             self._stop_writer()
             self.store.close()
+            if self.crawler is not None:
+                for name, value in self.times.stats().items():
+                    self.crawler.stats.set_value(name, value)
 
     def _stopped(self) -> bool:
         """Whether the crawl was stopped before its end (Ctrl-C, SIGTERM): Scrapy's crawler stops
@@ -763,7 +791,9 @@ class StorePipeline:
             return
         self._queued.append(self._writer.submit(self._write, batch))
         # At most MAX_QUEUED batches wait in memory: past that, the reactor waits for the writer.
+        started = time.perf_counter()
         self._drain(self.MAX_QUEUED)
+        self.times.waited_s += time.perf_counter() - started
 
     def _drain(self, keep: int) -> None:
         """Wait until at most `keep` batches are queued; a batch's unexpected error surfaces here."""
@@ -772,7 +802,14 @@ class StorePipeline:
 
     def _write(self, batch: list[EntryItem | FeedFetch]) -> None:
         assert self.store is not None
-        self.store.write_batch_or_items(batch, self.counts, self.crawl_id)
+        started, cpu = time.perf_counter(), time.thread_time()
+        try:
+            self.store.write_batch_or_items(batch, self.counts, self.crawl_id)
+        finally:
+            # Only this thread writes these (the reactor reads them once the writer has stopped).
+            self.times.batches += 1
+            self.times.writing_s += time.perf_counter() - started
+            self.times.writing_cpu_s += time.thread_time() - cpu
         if self.crawler is not None:
             for name in ("entries_new", "entries_updated", "entries_merged", "feeds_failed", "feeds_fetched", "feeds_not_modified"):
                 self.crawler.stats.set_value(f"feedloom/{name}", getattr(self.counts, name))

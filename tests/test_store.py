@@ -242,6 +242,36 @@ def test_the_pipeline_writes_its_batches_on_its_own_thread_in_order(tmp_path, mo
     check.close()
 
 
+def test_the_crawls_stats_say_how_long_the_crawl_waited_for_the_store(tmp_path, monkeypatch):
+    """A slow writer (a slow disk, say) shows in `feedloom crawl -v`'s stats as the reactor's wait."""
+    import time
+    from types import SimpleNamespace
+
+    from pipelines.store import StorePipeline
+
+    db = tmp_path / "p.db"
+    Store.open(db).add_feed("https://feed1.com/")
+    original = Store.write_batch_or_items
+
+    def slow(self, batch, counts, crawl_id=None):
+        time.sleep(0.05)  # waiting, as for a disk: wall time, no CPU
+        return original(self, batch, counts, crawl_id)
+
+    monkeypatch.setattr(Store, "write_batch_or_items", slow)
+    stats: dict[str, object] = {}
+    crawler = SimpleNamespace(stats=SimpleNamespace(set_value=stats.__setitem__), crawling=True, spider=None)
+    pipeline = StorePipeline(str(db), batch_size=1, crawler=crawler)
+    pipeline.open_spider()
+    for n in range(6):
+        pipeline.process_item(item(make_entry(url=f"https://e.com/{n}"), 1))
+    pipeline.close_spider()
+    assert stats["feedloom/store_batches"] == 6
+    # two batches may wait: from the fourth on, the reactor waits for the writer
+    assert 0.05 <= stats["feedloom/store_waited_s"] < stats["feedloom/store_writing_s"]
+    assert stats["feedloom/store_writing_s"] >= 6 * 0.05
+    assert stats["feedloom/store_writing_cpu_s"] < stats["feedloom/store_writing_s"]
+
+
 def _index_every_5(db, monkeypatch) -> list[int]:
     """A database with one feed, a crawl's INDEX_EVERY of 5, and the sizes of the index flushes that follow."""
     from pipelines import search, store
