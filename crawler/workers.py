@@ -1,10 +1,11 @@
-"""Parse and normalize one feed response, in the crawl's own process or in a pool of worker processes.
+"""Parse and normalize feed responses in a pool of worker processes, or in the crawl's own process.
 
 The crawl's time is CPU spent in parsing and per-entry normalization; one Python process uses one core.
-`work_feed` is a pure function of its job, so the spider can run it in worker processes (spawned, not
-forked: the crawl process runs a reactor and threads) while the reactor and the store stay in the main
-process. Entries whose article page must be fetched come back unnormalized: the page completes them
-first and the pipelines normalize them in the main process, as before.
+`work_feed` (in crawler.work, re-exported here) is a pure function of its job, so the spider can run it
+in worker processes (spawned, not forked: the crawl process runs a reactor and threads) while the
+reactor and the store stay in the main process. Entries whose article page must be fetched come back
+unnormalized: the page completes them first and the pipelines normalize them in the main process.
+This module is the pool, for the crawl process; a worker process imports only crawler.work.
 """
 
 from __future__ import annotations
