@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 # Below this many due feeds, starting worker processes costs more than it saves.
 AUTO_MIN_FEEDS = 20
 AUTO_MAX_WORKERS = 4
-# Each worker process holds about 45 MB: on a machine this small, memory matters more than speed.
+# Each worker process holds about 35 MB: on a machine this small, memory matters more than speed.
 AUTO_MIN_MEMORY = 1024**3
 # With this many feeds per worker in hand or waiting, the crawl process parses every STEAL_EVERY-th
 # feed itself: its reactor thread is idle most of the time. Taking more starved the workers (their
