@@ -2,7 +2,8 @@
 answers the crawl process's jobs (`_serve`).
 
 A module of its own, apart from the pool in `crawler.workers`, so that a worker process imports only
-what parsing needs: the pool's asyncio (with ssl) and subprocess would add about 9 MB to every worker.
+what parsing needs: the pool's asyncio (with ssl) added about 3 MB to every worker (35.6 against
+38.6 MB at its peak over 30 feeds of the benchmark corpus).
 """
 
 from __future__ import annotations

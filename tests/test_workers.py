@@ -246,7 +246,7 @@ def test_the_workers_are_the_crawls_only_child_processes():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_a_worker_process_loads_no_asyncio_ssl_or_scrapy():
+def test_a_worker_process_loads_no_asyncio_or_ssl():
     """A worker imports crawler.work, not the pool's module: asyncio with ssl cost it about 3 MB."""
 
     async def scenario():
