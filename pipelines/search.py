@@ -244,6 +244,12 @@ def deferred_indexing(db: Database, index_every: int = 0) -> Iterator[None]:
         index_pending(db)
 
 
+def may_index(db: Database, index_every: int, incoming: int) -> bool:
+    """Whether a `deferred_indexing(db, index_every)` block that notes at most `incoming` new entries
+    may index (and so write the search index) before it ends; asked before its transaction begins."""
+    return not index_every or db.execute(_COUNT_PENDING).fetchone()[0] + incoming >= index_every
+
+
 def flush_pending(db: Database) -> int:
     """Index every entry still pending (left by `deferred_indexing(index_every=...)`, or by a crawl that
     was killed); returns how many were indexed."""

@@ -25,7 +25,7 @@ from crawler.timeutil import from_iso, iso_after, to_iso, utc_now
 from pipelines.dedupe import columnist_id, columnist_site, is_person
 from pipelines.schedule import ScheduleSettings, failure_interval, success_interval
 from pipelines.schema import migrate
-from pipelines.search import INDEX_EVERY, deferred_indexing, flush_pending
+from pipelines.search import INDEX_EVERY, deferred_indexing, flush_pending, may_index
 
 DEFAULT_DB = "data/feeds.db"
 
@@ -115,6 +115,8 @@ class Store:
         # second view of the same article, not a newer version of it. See _created_table.
         self._created = ""  # the table, once _created_table has made it
         self._scratch: Path | None = None
+        self._main_path: str | None = None  # the database's file, "" in memory; see _in_memory
+        self._temp_store = ""  # the PRAGMA temp_store this connection was last given (_journal_statements_in)
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True, schedule: ScheduleSettings | None = None) -> Store:
@@ -139,9 +141,8 @@ class Store:
         """
         if self._created:
             return self._created
-        main = next((row[2] for row in self.db.execute("PRAGMA database_list") if row[1] == "main"), "")
-        if main:
-            self._scratch = Path(f"{main}-crawl")
+        if not self._in_memory():
+            self._scratch = Path(f"{self._main_path}-crawl")
             _remove_database_file(self._scratch)
             self.db.execute("ATTACH DATABASE ? AS crawl_scratch", [str(self._scratch)])
             self.db.execute("PRAGMA crawl_scratch.journal_mode=MEMORY")
@@ -313,6 +314,8 @@ class Store:
         touched: set[str] = set()
         if crawl_id is not None:
             self._created_table()
+        incoming = sum(1 for item in items if not isinstance(item, FeedFetch))
+        self._journal_statements_in(memory=not may_index(self.db, self.index_every, incoming))
         self.db.execute("BEGIN IMMEDIATE")
         try:
             with deferred_indexing(self.db, self.index_every):
@@ -326,6 +329,33 @@ class Store:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+    def _journal_statements_in(self, *, memory: bool) -> None:
+        """Keep the transaction about to begin's statement journal in memory, or where SQLite's build keeps it.
+
+        Within a transaction, SQLite keeps each statement's undo record (the pages it changes that were
+        there before it began) in a statement journal: in memory until one statement's passes 64 KiB,
+        then in a temporary file, written page by page for every later statement of the transaction.
+        A batch fills the page cache, and every page spilled from it is journaled first, so a batch's
+        journal went to a file early: two `pwrite`s for each page of each row (147,000 pages over
+        a first crawl of the benchmark). In memory, each statement's record is dropped when it ends,
+        a few pages at most. A batch that may index for search keeps the build's choice (a file here):
+        the index's one statement may journal megabytes (docs/benchmarks.md, "Measured in session 23").
+
+        Only for a database file: an in-memory one (tests) keeps its crawl table in TEMP, which a
+        change of temp_store would drop. SQLite refuses the change inside a transaction.
+        """
+        if self._in_memory():
+            return
+        wanted = _TEMP_STORE_MEMORY if memory else _TEMP_STORE_DEFAULT
+        if wanted != self._temp_store:
+            self.db.execute(wanted)
+            self._temp_store = wanted
+
+    def _in_memory(self) -> bool:
+        if self._main_path is None:
+            self._main_path = next((row[2] for row in self.db.execute("PRAGMA database_list") if row[1] == "main"), "")
+        return not self._main_path
 
     def write_batch_or_items(self, items: Sequence[EntryItem | FeedFetch], counts: CrawlCounts, crawl_id: int | None = None) -> None:
         """Write a batch; if the database refuses it, write item by item so one bad item loses only itself."""
@@ -346,6 +376,7 @@ class Store:
     def catch_up_search(self) -> int:
         """Index the entries still waiting for the search index (write_batch's index_every, or a crawl
         that was killed before the end); returns how many."""
+        self._journal_statements_in(memory=False)
         return flush_pending(self.db)
 
     def _write_entry(
@@ -570,6 +601,9 @@ class Store:
         days = max((from_iso(last) - from_iso(first)).total_seconds() / 86400, 1.0)
         return float(count) / days
 
+
+_TEMP_STORE_MEMORY = "PRAGMA temp_store=MEMORY"
+_TEMP_STORE_DEFAULT = "PRAGMA temp_store=DEFAULT"
 
 # For each place the entries a crawl created may be kept (Store._created_table): make it, note one, ask.
 _CREATED_SQL = {
