@@ -331,13 +331,13 @@ class Store:
             raise
 
     def _journal_statements_in(self, *, memory: bool) -> None:
-        """Keep the transaction about to begin's statement journal in memory, or where SQLite's build keeps it.
+        """Keep the statement journal of the transaction about to begin in memory, or where SQLite's build keeps it.
 
         Within a transaction, SQLite keeps each statement's undo record (the pages it changes that were
-        there before it began) in a statement journal: in memory until one statement's passes 64 KiB,
-        then in a temporary file, written page by page for every later statement of the transaction.
-        A batch fills the page cache, and every page spilled from it is journaled first, so a batch's
-        journal went to a file early: two `pwrite`s for each page of each row (147,000 pages over
+        there before it began) in a statement journal: in memory until one statement's record passes
+        64 KiB, then in a temporary file, where the records of the transaction's later statements go
+        too. A batch outgrows the page cache, and each page a row spills from it is journaled first, so
+        every batch's journal went to a file: two `pwrite`s for each page of each row (147,000 pages over
         a first crawl of the benchmark). In memory, each statement's record is dropped when it ends,
         a few pages at most. A batch that may index for search keeps the build's choice (a file here):
         the index's one statement may journal megabytes (docs/benchmarks.md, "Measured in session 23").
