@@ -200,21 +200,26 @@ def test_a_crawls_new_entries_are_noted_in_a_file_beside_the_database_not_in_mem
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("t.db-crawl")) == []
 
 
+def _temporary_files() -> set[str]:
+    """SQLite's temporary files this process holds open (unlinked, so /proc/self/fd is where they show)."""
+    links = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            links.add(os.readlink(fd))
+        except OSError:
+            continue
+    return {link for link in links if "etilqs_" in link}
+
+
 def _journal_files_open_at_each_commit(store: Store) -> list[list[str]]:
-    """For each COMMIT the store runs from now on, SQLite's temporary files open just before it:
-    a statement journal that went to a file stays open (unlinked) until its transaction ends."""
+    """For each COMMIT the store runs from now on, the temporary files open just before it that were
+    not open already: a statement journal that went to a file stays open until its transaction ends."""
     seen: list[list[str]] = []
+    before = _temporary_files()
 
     def at(statement: str) -> None:
         if statement.strip().upper() == "COMMIT":
-            fds = Path("/proc/self/fd")
-            links = []
-            for fd in fds.iterdir():
-                try:
-                    links.append(os.readlink(fd))
-                except OSError:
-                    continue
-            seen.append([link for link in links if "etilqs_" in link])
+            seen.append(sorted(_temporary_files() - before))
 
     store.db.conn.set_trace_callback(at)
     return seen
@@ -230,9 +235,9 @@ def _long_entries(count: int, start: int = 0) -> list[EntryItem]:
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads the process's open files from /proc (Linux)")
 def test_a_batch_that_fills_the_page_cache_journals_its_statements_in_memory_not_in_a_file(tmp_path):
-    """Each statement of a transaction keeps an undo record; once one statement's passed 64 KiB (pages
-    spilled from a full page cache are journaled first), SQLite kept every later one in a temporary
-    file, two writes per page per row: 147,000 pages over the benchmark's first crawl."""
+    """Each statement of a transaction keeps an undo record. Once one statement's record passed 64 KiB
+    (pages spilled from a full page cache are journaled first), SQLite kept it and every later one in
+    a temporary file, two writes per page per row: 147,000 pages over the benchmark's first crawl."""
     store = Store.open(tmp_path / "t.db")
     store.add_feed("https://feed1.com/")
     # A page cache of 10 pages: 300 entries outgrow it as a crawl's batches outgrow SQLite's 2 MB. Each
