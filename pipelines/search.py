@@ -238,16 +238,21 @@ def deferred_indexing(db: Database, index_every: int = 0) -> Iterator[None]:
         raise ValueError("deferred_indexing needs a transaction: the sentinel must not outlive it")
     db.execute(_DEFER)
     yield
-    if index_every and db.execute(_COUNT_PENDING).fetchone()[0] < index_every:
-        db.execute(_STOP_DEFERRING)
-    else:
+    if _index_due(index_every, db.execute(_COUNT_PENDING).fetchone()[0]):
         index_pending(db)
+    else:
+        db.execute(_STOP_DEFERRING)
+
+
+def _index_due(index_every: int, waiting: int) -> bool:
+    """Whether a deferred_indexing block ending with `waiting` entries pending indexes them now."""
+    return not index_every or waiting >= index_every
 
 
 def may_index(db: Database, index_every: int, incoming: int) -> bool:
     """Whether a `deferred_indexing(db, index_every)` block that notes at most `incoming` new entries
     may index (and so write the search index) before it ends; asked before its transaction begins."""
-    return not index_every or db.execute(_COUNT_PENDING).fetchone()[0] + incoming >= index_every
+    return not index_every or _index_due(index_every, db.execute(_COUNT_PENDING).fetchone()[0] + incoming)
 
 
 def flush_pending(db: Database) -> int:
